@@ -1,0 +1,97 @@
+"""Devices and array namespaces: the only module that knows NumPy from CuPy.
+
+Everything else receives arrays and asks them for their namespace (``array_namespace``),
+so the network's math never names a library.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from array_api_compat import array_namespace, is_cupy_array, is_numpy_array
+
+from .errors import BackendError
+
+DEVICES = ("cpu", "gpu")
+DTYPES = ("float32", "float64")
+
+__all__ = [
+    "DEVICES",
+    "DTYPES",
+    "array_namespace",
+    "namespace",
+    "to_device",
+    "to_host",
+    "synchronize",
+    "host_rng",
+    "standard_normal",
+]
+
+GPU_INSTALL_HINT = "install it with: pip install 'mnist-xp[gpu]'"
+
+
+def namespace(device: str):
+    """Return the array namespace for ``device`` ('cpu' is NumPy, 'gpu' is CuPy)."""
+    if device == "cpu":
+        return array_namespace(np.empty(0))
+    if device == "gpu":
+        return _cupy_namespace()
+    raise BackendError(f"unknown device {device!r}: choose one of {', '.join(DEVICES)}")
+
+
+def _cupy_namespace():
+    try:
+        import cupy
+    except ImportError:
+        raise BackendError(f"--device gpu needs CuPy, which is not installed; {GPU_INSTALL_HINT}") from None
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CUDA driver missing or broken: CuPy raises its own runtime error types
+        raise BackendError(f"--device gpu needs a CUDA GPU, but CUDA reports: {_first_line(exc)}") from None
+    if count < 1:
+        raise BackendError("--device gpu needs a CUDA GPU, and none is visible on this machine")
+    return array_namespace(cupy.empty(0))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def to_device(host_array, xp, dtype: str | None = None):
+    """Copy a NumPy array into namespace ``xp`` (optionally casting to ``dtype`` by name)."""
+    target = getattr(xp, dtype) if dtype is not None else None
+    return xp.asarray(host_array, dtype=target)
+
+
+def to_host(array) -> np.ndarray:
+    """Return a NumPy copy (or view) of an array from any supported namespace."""
+    if is_numpy_array(array):
+        return np.asarray(array)
+    if is_cupy_array(array):
+        return array.get()
+    return np.from_dlpack(array)
+
+
+def synchronize(array) -> None:
+    """Wait until the device holding ``array`` has finished its queued work (for honest timings)."""
+    if is_cupy_array(array):
+        import cupy
+
+        cupy.cuda.get_current_stream().synchronize()
+
+
+def host_rng(seed: int) -> np.random.RandomState:
+    """A seeded host generator; NumPy's legacy ``RandomState`` so the tutorial's draws are reproduced."""
+    return np.random.RandomState(seed)
+
+
+def standard_normal(rng: np.random.RandomState, xp, dtype: str):
+    """A sampler ``normal(shape)`` drawing on the host from ``rng`` and moving the draw to ``xp``.
+
+    Drawing on the host makes every backend start from the very same parameters.
+    """
+
+    def normal(shape):
+        return to_device(rng.standard_normal(shape), xp, dtype)
+
+    return normal

@@ -1,0 +1,17 @@
+"""The one error type the project raises for bad input, so callers can report it in one line."""
+
+
+class MnistXpError(Exception):
+    """A problem with the user's input, files or machine, explained in one line."""
+
+
+class DataError(MnistXpError):
+    """A data file is missing, truncated, corrupted or not what its name says."""
+
+
+class ModelFileError(MnistXpError):
+    """A model file cannot be read or does not describe a valid network."""
+
+
+class BackendError(MnistXpError):
+    """The requested device cannot be used on this machine."""

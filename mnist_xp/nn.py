@@ -1,0 +1,190 @@
+"""The network's math, written once against the array API standard.
+
+Every function takes its namespace from its arrays, so the same code runs on NumPy, CuPy
+and array-api-strict. Parameters are a plain list of ``(W, b)`` pairs, ``W`` of shape
+(inputs, outputs) and ``b`` of shape (outputs,); a batch ``X`` holds one sample per row.
+
+The output layer is chosen by its width: several units are a softmax with categorical
+cross-entropy, a single unit is a sigmoid with binary cross-entropy. Both make the gradient
+of the loss with respect to the output logits ``A - Y``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+from array_api_compat import array_namespace
+
+LEAKY_RELU_SLOPE = 0.01
+
+
+class Activation(NamedTuple):
+    """A hidden-layer nonlinearity ``g`` and its derivative written through ``a = g(z)``.
+
+    Expressing ``g'(z)`` through the layer's output means backprop needs only the stored
+    activations, not the pre-activations.
+    """
+
+    forward: Callable
+    derivative: Callable
+
+
+def relu(z):
+    return array_namespace(z).maximum(z, 0.0)
+
+
+def relu_derivative(a):
+    xp = array_namespace(a)
+    return xp.astype(a > 0, a.dtype)
+
+
+def leaky_relu(z, slope: float = LEAKY_RELU_SLOPE):
+    return array_namespace(z).where(z > 0, z, slope * z)
+
+
+def leaky_relu_derivative(a, slope: float = LEAKY_RELU_SLOPE):
+    xp = array_namespace(a)
+    return slope + (1.0 - slope) * xp.astype(a > 0, a.dtype)
+
+
+def sigmoid(z):
+    """The logistic function, via tanh so that no exponential can overflow."""
+    return 0.5 * (array_namespace(z).tanh(0.5 * z) + 1.0)
+
+
+def sigmoid_derivative(a):
+    return a * (1.0 - a)
+
+
+def tanh(z):
+    return array_namespace(z).tanh(z)
+
+
+def tanh_derivative(a):
+    return 1.0 - a * a
+
+
+ACTIVATIONS = {
+    "relu": Activation(relu, relu_derivative),
+    "leaky_relu": Activation(leaky_relu, leaky_relu_derivative),
+    "sigmoid": Activation(sigmoid, sigmoid_derivative),
+    "tanh": Activation(tanh, tanh_derivative),
+}
+
+
+def softmax(logits):
+    """Row-wise softmax; the row maximum is subtracted first so exp never overflows."""
+    xp = array_namespace(logits)
+    e = xp.exp(logits - xp.max(logits, axis=1, keepdims=True))
+    return e / xp.sum(e, axis=1, keepdims=True)
+
+
+def log_softmax(logits):
+    xp = array_namespace(logits)
+    shifted = logits - xp.max(logits, axis=1, keepdims=True)
+    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
+
+
+def categorical_cross_entropy(logits, Y):
+    """Mean over the batch of -sum(Y * log softmax(logits)), computed stably from the logits."""
+    xp = array_namespace(logits, Y)
+    return -xp.sum(Y * log_softmax(logits)) / logits.shape[0]
+
+
+def binary_cross_entropy(logits, Y):
+    """Mean binary cross-entropy of sigmoid(logits) against Y in {0, 1}, stable for any logit."""
+    xp = array_namespace(logits, Y)
+    per_sample = xp.maximum(logits, 0.0) - logits * Y + xp.log1p(xp.exp(-xp.abs(logits)))
+    return xp.sum(per_sample) / logits.shape[0]
+
+
+def output_probabilities(logits):
+    """Softmax for a multi-unit output layer, sigmoid for a single unit."""
+    return sigmoid(logits) if logits.shape[1] == 1 else softmax(logits)
+
+
+def output_loss(logits, Y):
+    """The loss that matches the output layer's probabilities."""
+    return binary_cross_entropy(logits, Y) if logits.shape[1] == 1 else categorical_cross_entropy(logits, Y)
+
+
+INITIALIZERS = {
+    "small": lambda fan_in: 0.01,
+    "he": lambda fan_in: (2.0 / fan_in) ** 0.5,
+}
+"""Weight scale per scheme: ``small`` is the tutorial's ``randn * 0.01``, ``he`` is He et al. (2015)."""
+
+
+def init_params(layer_sizes, normal, scheme: str = "he"):
+    """Draw ``[(W, b), ...]`` for ``layer_sizes`` such as [784, 128, 10]; biases start at zero.
+
+    ``normal(shape)`` returns standard-normal draws as arrays; the weights of layer 1 are drawn
+    before those of layer 2, and so on.
+    """
+    scale = INITIALIZERS[scheme]
+    params = []
+    for fan_in, fan_out in zip(layer_sizes[:-1], layer_sizes[1:]):
+        W = normal((fan_in, fan_out)) * scale(fan_in)
+        xp = array_namespace(W)
+        params.append((W, xp.zeros((fan_out,), dtype=W.dtype, device=W.device)))
+    return params
+
+
+def forward(params, X, activation: str = "relu"):
+    """Run the network on the batch ``X``; return every layer's output, ``X`` first and logits last.
+
+    The hidden outputs are what backprop needs; the last entry holds the output layer's logits
+    (before softmax or sigmoid).
+    """
+    g = ACTIVATIONS[activation].forward
+    outputs = [X]
+    for W, b in params[:-1]:
+        outputs.append(g(outputs[-1] @ W + b))
+    W, b = params[-1]
+    outputs.append(outputs[-1] @ W + b)
+    return outputs
+
+
+def predict(params, X, activation: str = "relu"):
+    """Class probabilities for the batch ``X``."""
+    return output_probabilities(forward(params, X, activation)[-1])
+
+
+def loss(params, X, Y, activation: str = "relu"):
+    """Mean loss of the network on (X, Y)."""
+    return output_loss(forward(params, X, activation)[-1], Y)
+
+
+def backward(params, outputs, Y, activation: str = "relu"):
+    """Gradients ``[(dW, db), ...]`` of the mean loss, from the outputs that ``forward`` kept.
+
+    dZ = A - Y at the output; dW = A_prev^T dZ / m; db = sum(dZ) / m;
+    dZ_prev = (dZ W^T) * g'(Z_prev), with g' written through A_prev.
+    """
+    xp = array_namespace(outputs[-1], Y)
+    derivative = ACTIVATIONS[activation].derivative
+    m = Y.shape[0]
+    dZ = (output_probabilities(outputs[-1]) - Y) / m
+    grads = []
+    for layer in range(len(params) - 1, -1, -1):
+        A_prev = outputs[layer]
+        W = params[layer][0]
+        grads.append((A_prev.T @ dZ, xp.sum(dZ, axis=0)))
+        if layer > 0:
+            dZ = (dZ @ W.T) * derivative(A_prev)
+    grads.reverse()
+    return grads
+
+
+def loss_and_grads(params, X, Y, activation: str = "relu"):
+    """The mean loss and its gradients for one batch: one forward and one backward pass."""
+    outputs = forward(params, X, activation)
+    return output_loss(outputs[-1], Y), backward(params, outputs, Y, activation)
+
+
+def predicted_class(probabilities):
+    """The most probable class of each row (for a single sigmoid unit: 1 where p > 0.5)."""
+    xp = array_namespace(probabilities)
+    if probabilities.shape[1] == 1:
+        return xp.astype(probabilities[:, 0] > 0.5, xp.int64)
+    return xp.argmax(probabilities, axis=1)

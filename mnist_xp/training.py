@@ -1,0 +1,123 @@
+"""The training loop: batches in, updated parameters and a per-epoch history out.
+
+It works on whatever namespace the data lives in. Everything a run needs to continue is in
+a ``TrainState``; each epoch's batch order comes from a generator seeded with ``(seed,
+epoch)``, so a run resumed from any epoch sees the same batches as one never stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+from array_api_compat import array_namespace
+
+from . import nn
+from .backend import synchronize, to_device, to_host
+
+
+@dataclass
+class EpochResult:
+    """What one finished epoch reports; callbacks may add metrics (validation accuracy, ...)."""
+
+    epoch: int
+    loss: float
+    seconds: float
+    learning_rate: float
+    metrics: dict = field(default_factory=dict)
+
+
+@dataclass
+class TrainState:
+    """Everything a run needs to go on: parameters, optimizer state, epochs and steps done, history."""
+
+    params: list
+    opt_state: object
+    epoch: int = 0
+    step: int = 0
+    history: list = field(default_factory=list)
+
+    @property
+    def losses(self):
+        return [result.loss for result in self.history]
+
+
+def batch_slices(n: int, batch_size: int | None):
+    """Index ranges of consecutive batches over ``n`` samples (one batch if ``batch_size`` is None)."""
+    size = n if batch_size is None else batch_size
+    return [(start, min(start + size, n)) for start in range(0, n, size)]
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The shuffled sample order of ``epoch``: a pure function of (seed, epoch)."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def constant(learning_rate: float) -> Callable[[int], float]:
+    return lambda step: learning_rate
+
+
+def fit(
+    state: TrainState,
+    X,
+    Y,
+    *,
+    optimizer,
+    learning_rate: float | Callable[[int], float],
+    epochs: int,
+    batch_size: int | None = None,
+    activation: str = "relu",
+    seed: int = 0,
+    on_epoch: Callable[[TrainState, EpochResult], bool | None] | None = None,
+) -> TrainState:
+    """Train from ``state`` until ``epochs`` epochs are done (or ``on_epoch`` returns True).
+
+    ``learning_rate`` is a number or a schedule ``step -> rate``. ``batch_size=None`` is batch
+    gradient descent over the whole set; a number gives mini-batches shuffled every epoch.
+    The epoch's loss is the sample-weighted mean of its batch losses, read from the device
+    once per epoch.
+    """
+    xp = array_namespace(X, Y)
+    schedule = learning_rate if callable(learning_rate) else constant(learning_rate)
+    n = X.shape[0]
+    full_batch = batch_size is None or batch_size >= n
+    while state.epoch < epochs:
+        epoch = state.epoch + 1
+        started = time.perf_counter()
+        rate = schedule(state.step)
+        if full_batch:
+            total = _step(state, X, Y, optimizer, schedule, activation)
+        else:
+            order = to_device(epoch_order(seed, epoch, n), xp)
+            total = 0.0
+            for start, stop in batch_slices(n, batch_size):
+                rows = order[start:stop]
+                loss = _step(state, xp.take(X, rows, axis=0), xp.take(Y, rows, axis=0), optimizer, schedule, activation)
+                total = total + loss * ((stop - start) / n)
+        synchronize(state.params[0][0])
+        result = EpochResult(epoch, float(total), time.perf_counter() - started, rate)
+        state.epoch = epoch
+        state.history.append(result)
+        if on_epoch is not None and on_epoch(state, result):
+            break
+    return state
+
+
+def _step(state: TrainState, X, Y, optimizer, schedule, activation):
+    """One update on one batch; returns the batch loss (still on the device)."""
+    loss, grads = nn.loss_and_grads(state.params, X, Y, activation)
+    state.params, state.opt_state = optimizer.update(state.params, grads, state.opt_state, schedule(state.step))
+    state.step += 1
+    return loss
+
+
+def evaluate(params, X, labels, activation: str = "relu", batch_size: int = 10_000):
+    """Predicted classes for ``X`` (as a host array) and the accuracy against host ``labels``."""
+    predicted = [
+        to_host(nn.predicted_class(nn.predict(params, X[start:stop, :], activation)))
+        for start, stop in batch_slices(X.shape[0], batch_size)
+    ]
+    classes = np.concatenate(predicted)
+    return classes, float(np.mean(classes == labels))

@@ -1,0 +1,112 @@
+"""The training command end to end in a subprocess, and each of its bad-input paths."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mnist_xp import data, modelfile
+
+try:
+    import cupy  # noqa: F401
+
+    HAS_CUPY = True
+except ImportError:
+    HAS_CUPY = False
+
+
+def run_train(*args, cwd=None):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.run(
+        [sys.executable, "-m", "mnist_xp.train", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300
+    )
+
+
+def test_trains_reports_accuracy_and_saves_a_model(tmp_path):
+    model = tmp_path / "out" / "model.npz"
+    result = run_train("--limit", "3000", "--epochs", "3", "--hidden", "64,32", "--save", str(model), "--log-every", "1")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("mnist-xp: 784-64-32-10 relu, 3000 training images, 3 epochs, batch 128")
+    assert [line.split()[1] for line in lines if line.startswith("epoch")] == ["1/3", "2/3", "3/3"]
+    accuracy_line = next(line for line in lines if line.startswith("test accuracy"))
+    accuracy = float(accuracy_line.split()[2])
+    assert 80 < accuracy < 100
+    params, meta = modelfile.load(model)
+    assert meta["layer_sizes"] == [784, 64, 32, 10] and meta["activation"] == "relu" and meta["dtype"] == "float32"
+    assert meta["extra"]["test_accuracy"] == pytest.approx(accuracy / 100, abs=5e-5)
+    assert [W.shape for W, _ in params] == [(784, 64), (64, 32), (32, 10)]
+
+
+def test_help_lists_the_options():
+    result = run_train("--help")
+    assert result.returncode == 0
+    for option in ("--device", "--epochs", "--lr", "--batch-size", "--hidden", "--activation", "--init", "--dtype",
+                   "--seed", "--limit", "--save", "--log-every", "--recipe", "--data-dir"):
+        assert option in result.stdout
+
+
+@pytest.mark.skipif(HAS_CUPY, reason="CuPy is installed: the missing-CuPy message cannot be shown")
+def test_gpu_without_cupy_is_a_one_line_error():
+    result = run_train("--device", "gpu", "--limit", "100", "--epochs", "1")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: --device gpu needs CuPy, which is not installed; install it with: pip install 'mnist-xp[gpu]'"
+    ]
+
+
+def write_broken_dataset(folder: Path) -> None:
+    for stem in data.FILES.values():
+        (folder / f"{stem}.gz").write_bytes((data.BUNDLED_DIR / f"{stem}.gz").read_bytes())
+    (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x01" + (10).to_bytes(4, "big")))
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["--epochs", "0"], 2, "argument --epochs: '0' must be positive"),
+        (["--lr", "-1"], 2, "argument --lr: '-1' must be a positive finite number"),
+        (["--batch-size", "many"], 2, "argument --batch-size: 'many' is not a whole number"),
+        (["--hidden", "128,x"], 2, "argument --hidden: 'x' is not a whole number"),
+        (["--activation", "swish"], 2, "argument --activation: invalid choice: 'swish'"),
+        (["--device", "tpu"], 2, "argument --device: invalid choice: 'tpu'"),
+        (["--limit", "70000"], 1, "error: --limit 70000 is outside 1..60000"),
+        (["--data-dir", "/nonexistent/folder"], 1, "error: /nonexistent/folder: data folder not found"),
+    ],
+)
+def test_bad_input_gives_a_one_line_error(args, code, message):
+    result = run_train(*args)
+    assert result.returncode == code
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_broken_data_folder_error_names_the_file(tmp_path):
+    write_broken_dataset(tmp_path)
+    result = run_train("--data-dir", str(tmp_path), "--epochs", "1")
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: {tmp_path}/t10k-labels-idx1-ubyte.gz: truncated: header says (10,) (18 bytes), file has 8 bytes"
+
+
+def test_recipe_settings_can_be_overridden():
+    result = run_train("--recipe", "seed", "--epochs", "2", "--limit", "500", "--dtype", "float32")
+    assert result.returncode == 0, result.stderr
+    assert "500 training images, 2 epochs, batch full, lr 0.01, float32 on cpu" in result.stdout
+
+
+def test_saved_model_predicts_like_the_trained_run(tmp_path):
+    model = tmp_path / "model.npz"
+    assert run_train("--limit", "2000", "--epochs", "2", "--save", str(model)).returncode == 0
+    params, _ = modelfile.load(model)
+    test, labels = data.load_raw()[1].images, data.load_raw()[1].labels
+    X = data.preprocess_images(test).astype(np.float32)
+    hidden = np.maximum(X @ params[0][0] + params[0][1], 0)
+    accuracy = np.mean((hidden @ params[1][0] + params[1][1]).argmax(axis=1) == labels)
+    saved = modelfile.load(model)[1]["extra"]["test_accuracy"]
+    assert accuracy == pytest.approx(saved, abs=2e-4)

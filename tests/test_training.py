@@ -1,0 +1,81 @@
+"""The training loop on real MNIST images: learning happens, runs repeat, backends agree."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mnist_xp import backend as backends
+from mnist_xp import data, nn
+from mnist_xp.optim import sgd
+from mnist_xp.training import TrainState, batch_slices, epoch_order, evaluate, fit
+
+
+def train_small(xp, *, dtype="float64", epochs=3, batch_size=None, seed=0, limit=2000, lr=0.5):
+    dataset = data.load(xp, dtype, limit=limit)
+    normal = backends.standard_normal(backends.host_rng(seed), xp, dtype)
+    params = nn.init_params([784, 32, 10], normal, "he")
+    optimizer = sgd()
+    state = fit(
+        TrainState(params, optimizer.init(params)),
+        dataset.X_train,
+        dataset.Y_train,
+        optimizer=optimizer,
+        learning_rate=lr,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+    )
+    return state, dataset
+
+
+@pytest.mark.parametrize(
+    "batch_size, lr, least_accuracy", [(None, 0.2, 0.5), (100, 0.5, 0.85)], ids=["full-batch", "mini-batch"]
+)
+def test_loss_falls_and_accuracy_rises_on_real_images(backend, batch_size, lr, least_accuracy):
+    state, dataset = train_small(backend.xp, epochs=6, batch_size=batch_size, limit=3000, lr=lr)
+    losses = state.losses
+    assert len(losses) == 6 and losses[-1] < 0.8 * losses[0]
+    assert all(later < earlier for earlier, later in zip(losses, losses[1:]))
+    _, accuracy = evaluate(state.params, dataset.X_test, dataset.y_test)
+    assert accuracy > least_accuracy
+
+
+def test_same_seed_gives_identical_weights_on_cpu():
+    xp = backends.namespace("cpu")
+    first, _ = train_small(xp, batch_size=64, epochs=2, seed=7)
+    second, _ = train_small(xp, batch_size=64, epochs=2, seed=7)
+    other, _ = train_small(xp, batch_size=64, epochs=2, seed=8)
+    for (W1, b1), (W2, b2) in zip(first.params, second.params):
+        np.testing.assert_array_equal(W1, W2)
+        np.testing.assert_array_equal(b1, b2)
+    assert not np.array_equal(first.params[0][0], other.params[0][0])
+
+
+def test_backends_agree_with_numpy(backend):
+    reference, _ = train_small(backends.namespace("cpu"), batch_size=128, epochs=2)
+    trained, _ = train_small(backend.xp, batch_size=128, epochs=2)
+    for (W_ref, b_ref), (W, b) in zip(reference.params, trained.params):
+        np.testing.assert_allclose(backend.to_numpy(W), W_ref, rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(backend.to_numpy(b), b_ref, rtol=1e-7, atol=1e-9)
+
+
+def test_epoch_order_is_a_seeded_permutation():
+    order = epoch_order(3, 1, 50)
+    assert sorted(order) == list(range(50))
+    np.testing.assert_array_equal(order, epoch_order(3, 1, 50))
+    assert not np.array_equal(order, epoch_order(3, 2, 50))
+
+
+def test_batch_slices_cover_every_sample_once():
+    assert batch_slices(10, 4) == [(0, 4), (4, 8), (8, 10)]
+    assert batch_slices(10, None) == [(0, 10)]
+
+
+def test_sgd_update_is_gradient_descent(backend):
+    params = [(backend.asarray([[1.0, 2.0]]), backend.asarray([0.5, -0.5]))]
+    grads = [(backend.asarray([[0.5, -1.0]]), backend.asarray([1.0, 1.0]))]
+    optimizer = sgd()
+    new, _ = optimizer.update(params, grads, optimizer.init(params), 0.1)
+    np.testing.assert_allclose(backend.to_numpy(new[0][0]), [[0.95, 2.1]])
+    np.testing.assert_allclose(backend.to_numpy(new[0][1]), [0.4, -0.6])
