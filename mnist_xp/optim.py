@@ -1,12 +1,15 @@
 """Update rules: each optimizer is an ``init`` that makes its state and an ``update`` step.
 
 ``update(params, grads, state, learning_rate)`` returns the new parameters and state; the
-learning rate is passed every step so that schedules stay outside the rule.
+learning rate is passed every step so that schedules stay outside the rule. States are
+nested lists and tuples of arrays and numbers, so they can be saved like the parameters.
 """
 
 from __future__ import annotations
 
 from typing import Callable, NamedTuple
+
+from array_api_compat import array_namespace
 
 
 class Optimizer(NamedTuple):
@@ -14,8 +17,13 @@ class Optimizer(NamedTuple):
     update: Callable
 
 
+def _zeros_like(params):
+    xp = array_namespace(params[0][0])
+    return [(xp.zeros_like(W), xp.zeros_like(b)) for W, b in params]
+
+
 def sgd() -> Optimizer:
-    """Plain gradient descent: W <- W - lr * dW, b <- b - lr * db."""
+    """Plain gradient descent: p <- p - lr * g."""
 
     def init(params):
         return []
@@ -27,4 +35,58 @@ def sgd() -> Optimizer:
     return Optimizer(init, update)
 
 
-OPTIMIZERS = {"sgd": sgd}
+def momentum(beta: float = 0.9, nesterov: bool = False) -> Optimizer:
+    """Gradient descent with a velocity: v <- beta v - lr g; p <- p + v (Nesterov: p <- p + beta v - lr g)."""
+
+    def init(params):
+        return _zeros_like(params)
+
+    def update(params, grads, velocities, learning_rate):
+        new_params, new_velocities = [], []
+        for pair, grad_pair, velocity_pair in zip(params, grads, velocities):
+            updated, velocity = [], []
+            for p, g, v in zip(pair, grad_pair, velocity_pair):
+                v = beta * v - learning_rate * g
+                updated.append(p + beta * v - learning_rate * g if nesterov else p + v)
+                velocity.append(v)
+            new_params.append(tuple(updated))
+            new_velocities.append(tuple(velocity))
+        return new_params, new_velocities
+
+    return Optimizer(init, update)
+
+
+def adam(beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-7, weight_decay: float = 0.0) -> Optimizer:
+    """Adam with Keras's defaults; ``weight_decay > 0`` adds AdamW's decoupled decay p <- p - lr wd p.
+
+    The step is p <- p - lr sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(v) + epsilon), as Keras computes it.
+    """
+
+    def init(params):
+        return [0, _zeros_like(params), _zeros_like(params)]
+
+    def update(params, grads, state, learning_rate):
+        t, first, second = state
+        t += 1
+        step = learning_rate * (1 - beta2**t) ** 0.5 / (1 - beta1**t)
+        new_params, new_first, new_second = [], [], []
+        for pair, grad_pair, m_pair, v_pair in zip(params, grads, first, second):
+            updated, ms, vs = [], [], []
+            for p, g, m, v in zip(pair, grad_pair, m_pair, v_pair):
+                xp = array_namespace(p)
+                m = beta1 * m + (1 - beta1) * g
+                v = beta2 * v + (1 - beta2) * g * g
+                if weight_decay:
+                    p = p - learning_rate * weight_decay * p
+                updated.append(p - step * m / (xp.sqrt(v) + epsilon))
+                ms.append(m)
+                vs.append(v)
+            new_params.append(tuple(updated))
+            new_first.append(tuple(ms))
+            new_second.append(tuple(vs))
+        return new_params, [t, new_first, new_second]
+
+    return Optimizer(init, update)
+
+
+OPTIMIZERS = {"sgd": sgd, "momentum": momentum, "adam": adam}

@@ -7,7 +7,7 @@ import pytest
 
 from mnist_xp import backend as backends
 from mnist_xp import data, nn
-from mnist_xp.optim import sgd
+from mnist_xp.optim import adam, momentum, sgd
 from mnist_xp.training import TrainState, batch_slices, epoch_order, evaluate, fit
 
 
@@ -79,3 +79,36 @@ def test_sgd_update_is_gradient_descent(backend):
     new, _ = optimizer.update(params, grads, optimizer.init(params), 0.1)
     np.testing.assert_allclose(backend.to_numpy(new[0][0]), [[0.95, 2.1]])
     np.testing.assert_allclose(backend.to_numpy(new[0][1]), [0.4, -0.6])
+
+
+def test_momentum_accumulates_velocity(backend):
+    params = [(backend.asarray([[1.0]]), backend.asarray([0.0]))]
+    grads = [(backend.asarray([[1.0]]), backend.asarray([2.0]))]
+    optimizer = momentum(beta=0.5)
+    state = optimizer.init(params)
+    params, state = optimizer.update(params, grads, state, 0.1)
+    params, state = optimizer.update(params, grads, state, 0.1)
+    # v1 = -0.1 g, v2 = 0.5 v1 - 0.1 g = -0.15 g; p = 1 - 0.25 g
+    np.testing.assert_allclose(backend.to_numpy(params[0][0]), [[0.75]])
+    np.testing.assert_allclose(backend.to_numpy(params[0][1]), [-0.5])
+
+
+def test_adam_first_steps_match_the_closed_form(backend):
+    # With a constant gradient g, m_t / sqrt(v_t) after bias correction is sign(g): each step moves lr.
+    params = [(backend.asarray([[1.0, -1.0]]), backend.asarray([0.0]))]
+    grads = [(backend.asarray([[0.3, -2.0]]), backend.asarray([0.5]))]
+    optimizer = adam(epsilon=0.0)
+    state = optimizer.init(params)
+    for _ in range(3):
+        params, state = optimizer.update(params, grads, state, 0.01)
+    np.testing.assert_allclose(backend.to_numpy(params[0][0]), [[0.97, -0.97]], rtol=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(params[0][1]), [-0.03], rtol=1e-12)
+    assert state[0] == 3
+
+
+def test_adamw_decays_weights_without_gradient(backend):
+    params = [(backend.asarray([[2.0]]), backend.asarray([1.0]))]
+    grads = [(backend.asarray([[0.0]]), backend.asarray([0.0]))]
+    optimizer = adam(weight_decay=0.1)
+    new, _ = optimizer.update(params, grads, optimizer.init(params), 0.5)
+    np.testing.assert_allclose(backend.to_numpy(new[0][0]), [[2.0 - 0.5 * 0.1 * 2.0]])
