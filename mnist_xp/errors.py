@@ -15,3 +15,15 @@ class ModelFileError(MnistXpError):
 
 class BackendError(MnistXpError):
     """The requested device cannot be used on this machine."""
+
+
+class CheckpointError(MnistXpError):
+    """A checkpoint file cannot be read, or does not fit the run it is asked to continue."""
+
+
+class UsageError(MnistXpError):
+    """An option that parses but does not fit what it meets (the data, a checkpoint); reported like argparse's errors."""
+
+
+class LimitError(DataError, UsageError):
+    """``limit`` asks for more training images than the data set holds."""
