@@ -27,3 +27,7 @@ class UsageError(MnistXpError):
 
 class LimitError(DataError, UsageError):
     """``limit`` asks for more training images than the data set holds."""
+
+
+class DivergenceError(MnistXpError):
+    """Training produced NaN or infinite values (most often the learning rate is too high)."""

@@ -65,6 +65,7 @@ def write_npz_atomically(path: Path, arrays: dict, error: type[MnistXpError] = M
     except OSError as exc:
         raise error(f"{path}: cannot write ({exc.strerror or exc})") from None
     try:
+        os.fchmod(handle, 0o666 & ~_umask())  # mkstemp makes the file private; give it the usual mode
         with os.fdopen(handle, "wb") as stream:
             np.savez(stream, **arrays)
             stream.flush()
@@ -76,6 +77,12 @@ def write_npz_atomically(path: Path, arrays: dict, error: type[MnistXpError] = M
         if isinstance(exc, OSError):
             raise error(f"{path}: cannot write ({exc.strerror or exc})") from None
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -2,19 +2,26 @@
 
     python -m mnist_xp.train --device cpu
     python -m mnist_xp.train --recipe seed
+    python -m mnist_xp.train --checkpoint run.npz        # then, after a crash or Ctrl-C:
+    python -m mnist_xp.train --resume run.npz
+
+Exit codes: 0 done, 1 a file or device problem, 2 a bad option, 3 training diverged,
+130 / 143 interrupted by SIGINT / SIGTERM (after saving a checkpoint when --checkpoint is given).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import sys
 import time
 from pathlib import Path
 
 from tqdm import tqdm
 
-from . import backend, data, modelfile, nn
-from .errors import MnistXpError
+from . import backend, checkpoint, data, guard, modelfile, nn, resume
+from .errors import DivergenceError, MnistXpError, UsageError
 from .optim import sgd
 from .recipes import RECIPES
 from .training import TrainState, evaluate, fit
@@ -46,7 +53,33 @@ def hidden_sizes(text: str) -> list[int]:
     """'128' or '256,128' to [128] or [256, 128]; an empty string means no hidden layer."""
     if text.strip() == "":
         return []
-    return [positive_int(part.strip()) for part in text.split(",")]
+    sizes = [positive_int(part.strip()) for part in text.split(",")]
+    if max(sizes) > modelfile.MAX_LAYER_SIZE:
+        raise argparse.ArgumentTypeError(f"{text!r}: a layer may have at most {modelfile.MAX_LAYER_SIZE} units")
+    return sizes
+
+
+def seed_value(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"{text!r} is outside 0..{2**32 - 1}")
+    return value
+
+
+def output_path(text: str) -> Path:
+    """A file this run may write: not a folder, and in a folder that exists (or can be made) and is writable."""
+    path = Path(text)
+    if text == "" or path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a folder, not a file name")
+    folder = path.absolute().parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"{text!r} cannot be written: {folder} is not a writable folder")
+    return path
 
 
 def batch_size(text: str) -> int | str:
@@ -82,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--init", choices=sorted(nn.INITIALIZERS), help="weight initialisation: he, or small = randn * 0.01 (default he)"
     )
     parser.add_argument("--dtype", choices=backend.DTYPES, help="floating-point type (default float32)")
-    parser.add_argument("--seed", type=int, help="seed for the initial weights and the batch order (default 0)")
+    parser.add_argument("--seed", type=seed_value, help="seed for the initial weights and the batch order (default 0)")
     parser.add_argument("--limit", type=positive_int, default=None, help="train on the first N training images only")
     parser.add_argument(
         "--data-dir",
@@ -90,7 +123,25 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="folder with IDX files named like MNIST's (gzipped or not); default: the bundled MNIST",
     )
-    parser.add_argument("--save", type=Path, default=None, metavar="PATH", help="write the trained model (.npz) here")
+    parser.add_argument("--save", type=output_path, default=None, metavar="PATH", help="write the trained model (.npz) here")
+    parser.add_argument(
+        "--checkpoint",
+        type=output_path,
+        default=None,
+        metavar="PATH",
+        help="keep the run's state in this file (atomically replaced), to --resume it after a crash or interrupt",
+    )
+    parser.add_argument(
+        "--checkpoint-every", type=positive_int, default=None, metavar="N", help="write the checkpoint every N epochs (default 1)"
+    )
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="continue the run saved in this checkpoint, with its settings; only --epochs (to train longer) and --lr "
+        "may change them; checkpoints keep going to PATH unless --checkpoint names another file",
+    )
     parser.add_argument(
         "--log-every", type=positive_int, default=None, metavar="N", help="print a line every N epochs (default: 10 lines a run)"
     )
@@ -109,14 +160,24 @@ def resolve_settings(args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> dict:
     """Train as ``args`` say; return a summary with the test accuracy and the training time."""
+    saved = None
+    if args.resume is not None:
+        saved = checkpoint.load(args.resume)
+        args = resume.merge(build_parser(), args, saved)
     settings = resolve_settings(args)
     xp = backend.namespace(args.device)
     dataset = data.load(xp, settings["dtype"], args.data_dir, args.limit)
     n_train = dataset.X_train.shape[0]
     layer_sizes = [INPUT_SIZE, *settings["hidden"], data.NUM_CLASSES]
-    normal = backend.standard_normal(backend.host_rng(settings["seed"]), xp, settings["dtype"])
-    params = nn.init_params(layer_sizes, normal, settings["init"])
     batch = None if settings["batch_size"] == "full" else settings["batch_size"]
+    optimizer = sgd()
+    if saved is None:
+        normal = backend.standard_normal(backend.host_rng(settings["seed"]), xp, settings["dtype"])
+        params = nn.init_params(layer_sizes, normal, settings["init"])
+        state = TrainState(params, optimizer.init(params))
+    else:
+        resume.check_steps(saved, n_train, batch)
+        state = checkpoint.restore(saved, xp, optimizer, layer_sizes, settings["dtype"])
     epochs = settings["epochs"]
     log_every = args.log_every or max(1, epochs // 10)
 
@@ -124,29 +185,45 @@ def run(args: argparse.Namespace) -> dict:
         f"mnist-xp: {'-'.join(map(str, layer_sizes))} {settings['activation']}, {n_train} training images, "
         f"{epochs} epochs, batch {settings['batch_size']}, lr {settings['lr']}, {settings['dtype']} on {args.device}"
     )
-    progress = tqdm(total=epochs, unit="epoch", disable=None, leave=False, dynamic_ncols=True)
+    if saved is not None:
+        print(f"resuming {args.resume} after epoch {saved.epoch}")
+    progress = tqdm(total=epochs, initial=state.epoch, unit="epoch", disable=None, leave=False, dynamic_ncols=True)
+    data_dir = None if args.data_dir is None else str(Path(args.data_dir).absolute())
+    keeper = guard.Keeper(
+        state,
+        settings | {"limit": args.limit, "data_dir": data_dir},
+        args.checkpoint or args.resume,
+        args.checkpoint_every or 1,
+    )
 
     def on_epoch(state, result):
         progress.update(1)
         progress.set_postfix(loss=f"{result.loss:.4f}")
         if result.epoch % log_every == 0 or result.epoch in (1, epochs):
             progress.write(f"epoch {result.epoch:>{len(str(epochs))}}/{epochs}  loss {result.loss:.4f}")
+        keeper.on_epoch(state, result)  # last: it checks for divergence and checkpoints the finished epoch
 
     started = time.perf_counter()
     try:
-        optimizer = sgd()
-        state = fit(
-            TrainState(params, optimizer.init(params)),
-            dataset.X_train,
-            dataset.Y_train,
-            optimizer=optimizer,
-            learning_rate=settings["lr"],
-            epochs=epochs,
-            batch_size=batch,
-            activation=settings["activation"],
-            seed=settings["seed"],
-            on_epoch=on_epoch,
-        )
+        with guard.interrupts_raise(), guard.float_warnings_off():
+            try:
+                state = fit(
+                    state,
+                    dataset.X_train,
+                    dataset.Y_train,
+                    optimizer=optimizer,
+                    learning_rate=settings["lr"],
+                    epochs=epochs,
+                    batch_size=batch,
+                    activation=settings["activation"],
+                    seed=settings["seed"],
+                    on_epoch=on_epoch,
+                )
+                keeper.save()
+            except guard.Interrupted as stop:
+                progress.close()
+                report_interrupt(stop, keeper)
+                raise
     finally:
         progress.close()
     train_seconds = time.perf_counter() - started
@@ -165,16 +242,42 @@ def run(args: argparse.Namespace) -> dict:
     }
 
 
+def report_interrupt(stop: guard.Interrupted, keeper: guard.Keeper) -> None:
+    """Write the last finished epoch's checkpoint (if checkpointing) and say how to resume from it."""
+    saved = keeper.save()
+    if saved is None:
+        note = "nothing saved (give --checkpoint PATH to make a run resumable)"
+    else:
+        note = (
+            f"the state after epoch {saved.epoch} is saved in {keeper.path}; "
+            f"continue with: python -m mnist_xp.train --resume {shlex.quote(str(keeper.path))}"
+        )
+    print(f"interrupted by {stop}: {note}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.checkpoint_every is not None and args.checkpoint is None and args.resume is None:
+        parser.error("argument --checkpoint-every: needs --checkpoint PATH (or --resume PATH)")
     try:
         run(args)
+    except UsageError as exc:
+        parser.error(str(exc))
+    except DivergenceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
     except MnistXpError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except guard.Interrupted as stop:
+        return stop.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("error: not enough memory for this run (try smaller --hidden layers or a --limit)", file=sys.stderr)
+        return 1
     return 0
 
 
