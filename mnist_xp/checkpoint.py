@@ -220,7 +220,7 @@ def _check_params(path: Path, params) -> None:
 def _check_finite(path: Path, tree, what: str) -> None:
     leaves = _leaves(tree)
     if not all(np.isfinite(leaf).all() if isinstance(leaf, np.ndarray) else _is_finite_number(leaf) for leaf in leaves):
-        raise CheckpointError(f"{path}: {what} hold NaN or infinite values")
+        raise CheckpointError(f"{path}: NaN or infinite values in {what}")
 
 
 def _leaves(tree) -> list:
