@@ -57,7 +57,10 @@ def parse_idx(raw: bytes, name: str = "<bytes>") -> np.ndarray:
     if len(raw) != expected:
         problem = "truncated" if len(raw) < expected else "has trailing bytes"
         raise DataError(f"{name}: {problem}: header says {shape} ({expected} bytes), file has {len(raw)} bytes")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header_end).reshape(shape)
+    try:
+        return np.frombuffer(raw, dtype=np.uint8, offset=header_end).reshape(shape)
+    except ValueError:  # an empty array whose other dimensions NumPy cannot represent
+        raise DataError(f"{name}: header says {shape}, which is not a shape NumPy can hold") from None
 
 
 def read_idx(path: Path, expected_magic: int | None = None) -> np.ndarray:

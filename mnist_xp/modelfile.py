@@ -115,6 +115,9 @@ def read_npz(path: Path | str, error: type[MnistXpError] = ModelFileError, kind:
         size = path.stat().st_size
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
+            for member in members:
+                if member.compress_type != zipfile.ZIP_STORED or member.compress_size != member.file_size:
+                    raise ValueError(f"member {member.filename!r} is compressed; only uncompressed .npz files are read")
             claimed = sum(member.file_size for member in members)
             if claimed > size:
                 raise ValueError(f"its members claim {claimed} bytes in a {size}-byte file")
@@ -123,8 +126,6 @@ def read_npz(path: Path | str, error: type[MnistXpError] = ModelFileError, kind:
                 name = member.filename.removesuffix(".npy")
                 if name == member.filename or name in arrays:
                     raise ValueError(f"unexpected member {member.filename!r}")
-                if member.compress_type != zipfile.ZIP_STORED or member.compress_size != member.file_size:
-                    raise ValueError(f"member {member.filename!r} is compressed; only uncompressed .npz files are read")
                 with archive.open(member) as stream:
                     arrays[name] = _parse_npy(stream.read(), name)
             return arrays
