@@ -33,7 +33,7 @@ def merge(parser: argparse.ArgumentParser, args: argparse.Namespace, saved: Chec
         if key == "data_dir" and value is not None:
             value = Path(value)
         given = getattr(args, key)
-        if given is None:
+        if given is None or given == parser.get_default(key):  # not given (flags default to False, not None)
             setattr(merged, key, value)
         elif given != value and key not in CHANGEABLE:
             raise UsageError(

@@ -171,9 +171,12 @@ def test_interrupt_saves_a_checkpoint_and_says_how_to_resume(capsys, tmp_path, s
     ck = tmp_path / "run.npz"
     args = ["--limit", "500", "--hidden", "16", "--epochs", "10000", "--log-every", "1"]
     process = python_train(*args, *(["--checkpoint", ck] if keep else []), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    for line in process.stdout:  # wait for the first finished epoch
+    for line in process.stdout:  # wait for the first finished epoch (its line comes before its checkpoint)
         if line.startswith("epoch"):
             break
+    while keep and not ck.exists():
+        assert process.poll() is None
+        time.sleep(0.01)
     process.send_signal(signum)
     _, err = process.communicate(timeout=120)
     assert process.returncode == code
