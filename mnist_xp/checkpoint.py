@@ -152,7 +152,9 @@ def _parse_meta(path: Path, raw) -> dict:
             f"(this version reads {FORMAT_VERSION})"
         )
     if set(meta) != _META_KEYS:
-        raise CheckpointError(f"{path}: checkpoint description has fields {sorted(meta)}, expected {sorted(_META_KEYS)}")
+        raise CheckpointError(
+            f"{path}: checkpoint description has fields {sorted(meta)}, expected {sorted(_META_KEYS)}"
+        )
     if not isinstance(meta["settings"], dict):
         raise CheckpointError(f"{path}: the run's settings are not a JSON object")
     for key in ("epoch", "step"):
@@ -187,7 +189,8 @@ def _decode(path: Path, node, arrays: dict, used: set, what: str, depth: int = 0
         return value
     if kind == "array" and isinstance(value, str):
         if value not in arrays or value in used:
-            raise CheckpointError(f"{path}: {what} names array {value!r}, which is {'reused' if value in used else 'missing'}")
+            problem = "reused" if value in used else "missing"
+            raise CheckpointError(f"{path}: {what} names array {value!r}, which is {problem}")
         array = arrays[value]
         if array.dtype.kind not in "biuf":
             raise CheckpointError(f"{path}: array {value} has unsupported dtype {array.dtype}")

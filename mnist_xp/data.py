@@ -90,7 +90,9 @@ def _gunzip_idx(packed: bytes, path: Path) -> bytearray:
     shape = tuple(int.from_bytes(head[i : i + 4], "big") for i in range(4, header_size, 4))
     claimed = header_size + int(np.prod(shape, dtype=object))
     if claimed > _MAX_DEFLATE_RATIO * len(packed):
-        raise DataError(f"{path}: header says {shape} ({claimed} bytes), more than a {len(packed)}-byte gzip file can hold")
+        raise DataError(
+            f"{path}: header says {shape} ({claimed} bytes), more than a {len(packed)}-byte gzip file can hold"
+        )
     raw = _inflate(packed, claimed + 1, path)
     if len(raw) > claimed:
         raise DataError(f"{path}: has trailing bytes: header says {shape} ({claimed} bytes), the data goes on")

@@ -22,7 +22,7 @@ class CheckpointError(MnistXpError):
 
 
 class UsageError(MnistXpError):
-    """An option that parses but does not fit what it meets (the data, a checkpoint); reported like argparse's errors."""
+    """An option that parses but does not fit what it meets (the data, a checkpoint); reported like argparse."""
 
 
 class LimitError(DataError, UsageError):

@@ -10,6 +10,7 @@ that last good state before leaving.
 from __future__ import annotations
 
 import math
+import shlex
 import signal
 import threading
 from contextlib import contextmanager
@@ -115,4 +116,7 @@ class Keeper:
         )
         if saved is None:
             return message
-        return f"{message}; the last good state (epoch {saved.epoch}) is in {self.path}: --resume {self.path} --lr {lower}"
+        return (
+            f"{message}; the last good state (epoch {saved.epoch}) is in {self.path}: "
+            f"--resume {shlex.quote(str(self.path))} --lr {lower}"
+        )

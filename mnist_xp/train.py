@@ -134,7 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the run's state in this file (atomically replaced), to --resume it after a crash or interrupt",
     )
     parser.add_argument(
-        "--checkpoint-every", type=positive_int, default=None, metavar="N", help="write the checkpoint every N epochs (default 1)"
+        "--checkpoint-every",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="write the checkpoint every N epochs (default 1)",
     )
     parser.add_argument(
         "--resume",

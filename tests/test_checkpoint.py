@@ -247,3 +247,22 @@ def test_fuzzed_descriptions_load_or_fail_with_a_checkpoint_error(saved_run, dat
         assert "\n" not in str(exc) and str(exc).startswith(str(target))
     else:
         assert len(saved.history) == saved.epoch and all(np.isfinite(a).all() for layer in saved.params for a in layer)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    damage=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=4),
+    cut=st.none() | st.integers(0, 10**6),
+)
+def test_damaged_checkpoint_files_load_or_fail_with_a_checkpoint_error(tmp_path_factory, momentum_run, damage, cut):
+    raw = bytearray(momentum_run)
+    for position, value in damage:
+        raw[position % len(raw)] = value
+    path = tmp_path_factory.getbasetemp() / "damaged.npz"
+    path.write_bytes(bytes(raw[:cut]))
+    try:
+        saved = checkpoint.load(path)
+    except CheckpointError as exc:
+        assert "\n" not in str(exc) and str(exc).startswith(str(path))
+    else:
+        assert saved.epoch == 2 and saved.layer_sizes == SIZES
