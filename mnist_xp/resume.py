@@ -13,10 +13,11 @@ from pathlib import Path
 
 from .checkpoint import Checkpoint
 from .errors import CheckpointError, UsageError
+from .recipes import RECIPES
 from .training import batch_slices
 
 CHANGEABLE = {"epochs", "lr", "data_dir"}
-MAY_BE_NONE = {"limit", "data_dir"}
+MAY_BE_NONE = {"limit", "data_dir"} | {key for key, value in RECIPES["default"].items() if value is None}
 
 
 def merge(parser: argparse.ArgumentParser, args: argparse.Namespace, saved: Checkpoint) -> argparse.Namespace:
