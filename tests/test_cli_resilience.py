@@ -70,7 +70,7 @@ BAD_OPTIONS = [
     (["--device", "tpu"], "argument --device: invalid choice: 'tpu'"),
     (["--dtype", "float16"], "argument --dtype: invalid choice: 'float16'"),
     (["--init", "zeros"], "argument --init: invalid choice: 'zeros'"),
-    (["--recipe", "fast"], "argument --recipe: invalid choice: 'fast'"),
+    (["--recipe", "no-such-recipe"], "argument --recipe: invalid choice: 'no-such-recipe'"),
     (["--seed", "-1"], "argument --seed: '-1' is outside 0..4294967295"),
     (["--seed", "4294967296"], "argument --seed: '4294967296' is outside 0..4294967295"),
     (["--limit", "0"], "argument --limit: '0' must be positive"),
