@@ -83,6 +83,13 @@ def test_fuzzed_gzip_idx_files_read_or_fail_with_a_data_error(tmp_path_factory, 
         assert outcome.dtype == np.uint8
 
 
+def test_concatenated_gzip_members_are_read_as_one_stream(tmp_path):
+    raw = idx_header([3, 2]) + bytes([1, 2, 3, 4, 5, 6])
+    path = tmp_path / "two-members-idx2-ubyte.gz"
+    path.write_bytes(gzip.compress(raw[:9]) + gzip.compress(raw[9:]))
+    np.testing.assert_array_equal(data.read_idx(path), [[1, 2], [3, 4], [5, 6]])
+
+
 def test_gzip_bomb_is_not_inflated_beyond_its_header(tmp_path):
     """1000 bytes claimed, 64 MiB of zeros packed into about 64 KB: refused without inflating them."""
     bomb = tmp_path / "bomb-idx1-ubyte.gz"
