@@ -261,13 +261,22 @@ def report_interrupt(stop: guard.Interrupted, keeper: guard.Keeper) -> None:
     print(f"interrupted by {stop}: {note}", file=sys.stderr)
 
 
+def _same_file(path: Path, other: Path | None) -> bool:
+    return other is not None and path.absolute() == other.absolute()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.checkpoint_every is not None and args.checkpoint is None and args.resume is None:
         parser.error("argument --checkpoint-every: needs --checkpoint PATH (or --resume PATH)")
+    if args.checkpoint is not None and args.checkpoint.exists() and not _same_file(args.checkpoint, args.resume):
+        parser.error(
+            f"argument --checkpoint: {args.checkpoint} already exists; continue that run with "
+            f"--resume {shlex.quote(str(args.checkpoint))}, or delete the file to start afresh"
+        )
     kept = args.checkpoint or args.resume
-    if args.save is not None and kept is not None and args.save.absolute() == kept.absolute():
+    if args.save is not None and _same_file(args.save, kept):
         parser.error(f"argument --save: {args.save} is also the checkpoint; give the model another file name")
     try:
         run(args)

@@ -85,6 +85,8 @@ BAD_OPTIONS = [
     (["--checkpoint", "{tmp}/run.npz", "--save", "{tmp}/run.npz"],
      "argument --save: {tmp}/run.npz is also the checkpoint; give the model another file name"),
     (["--resume", "{ckpt}", "--save", "{ckpt}"], "argument --save: {ckpt} is also the checkpoint"),
+    (["--checkpoint", "{ckpt}"],
+     "argument --checkpoint: {ckpt} already exists; continue that run with --resume {ckpt}, or delete the file"),
     (["--resume", "{ckpt}", "--hidden", "64"],
      "argument --hidden: cannot be changed when resuming (the checkpoint has 8); only --epochs and --lr can"),
     (["--resume", "{ckpt}", "--limit", "200"], "argument --limit: cannot be changed when resuming (the checkpoint has 100)"),
