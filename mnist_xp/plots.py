@@ -1,0 +1,206 @@
+"""Pictures of the data, of training and of a trained network, written as PNG files.
+
+matplotlib is imported only when a picture is made (it is in the ``plot`` extra), and drawn
+with its Agg canvas, so no display is needed. Every function takes host (NumPy) arrays.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from . import nn
+from .errors import PlotError
+
+DPI = 100
+FIGSIZES = {
+    "samples": (10.0, 4.6),
+    "curves": (11.0, 4.5),
+    "confusion": (7.5, 6.5),
+    "misclassified": (12.0, 7.2),
+    "weights": (9.0, 9.4),
+}
+"""Each picture's size in inches; at ``DPI`` dots per inch a picture is ``100 * size`` pixels."""
+MISCLASSIFIED_SHOWN = 32
+WEIGHTS_SHOWN = 64
+INSTALL_HINT = "install it with: pip install 'mnist-xp[plot]'"
+
+
+def require():
+    """Return matplotlib's Figure class and Agg canvas, or fail in one line when matplotlib is missing."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise PlotError(f"pictures need matplotlib, which is not installed; {INSTALL_HINT}") from None
+    return Figure, FigureCanvasAgg
+
+
+def _figure(kind: str):
+    Figure, FigureCanvasAgg = require()
+    figure = Figure(figsize=FIGSIZES[kind], dpi=DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _save(figure, path: Path) -> Path:
+    try:
+        figure.savefig(path, dpi=DPI, format="png")
+    except OSError as exc:
+        raise PlotError(f"{path}: cannot write the picture ({exc.strerror or exc})") from None
+    return path
+
+
+def _show_digit(axes, image, title: str, fontsize: float = 10) -> None:
+    axes.imshow(image, cmap="gray", vmin=0.0, vmax=1.0)
+    axes.set_title(title, fontsize=fontsize)
+    axes.axis("off")
+
+
+def digit_grid(path: Path, images: np.ndarray, labels: np.ndarray, rows: int = 2, cols: int = 5) -> Path:
+    """The first ``rows * cols`` digits (28x28, values in [0, 1]) with their labels."""
+    figure = _figure("samples")
+    for i, axes in enumerate(figure.subplots(rows, cols).flat):
+        _show_digit(axes, images[i], f"Label: {labels[i]}", fontsize=12)
+    return _save(figure, path)
+
+
+def training_curves(path: Path, history: list[dict]) -> Path:
+    """Loss and accuracy per epoch: the training loss, and every ``*_loss`` and ``*_accuracy`` metric recorded.
+
+    ``history`` holds records as ``curves.history_records`` makes them. Without any recorded
+    accuracy the figure shows the losses alone.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    epochs = [record["epoch"] for record in history]
+    losses = {"train": [record["loss"] for record in history]}
+    accuracies = {}
+    for name in _metric_names(history):
+        values = [record["metrics"].get(name, math.nan) for record in history]
+        if name.endswith("_loss"):
+            losses[name.removesuffix("_loss")] = values
+        elif name.endswith("_accuracy"):
+            accuracies[name.removesuffix("_accuracy")] = [100 * value for value in values]
+    figure = _figure("curves")
+    panels = [("loss", losses)] + ([("accuracy (%)", accuracies)] if accuracies else [])
+    for axes, (quantity, series) in zip(figure.subplots(1, len(panels), squeeze=False).flat, panels):
+        for label, values in series.items():
+            axes.plot(epochs, values, marker="o", markersize=3, label="training" if label == "train" else label)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(quantity)
+        axes.set_title(f"{quantity.split()[0].capitalize()} per epoch")
+        axes.grid(alpha=0.3)
+        axes.legend()
+    return _save(figure, path)
+
+
+def _metric_names(history: list[dict]) -> list[str]:
+    names = []
+    for record in history:
+        names += [name for name in record["metrics"] if name not in names]
+    return names
+
+
+def confusion_counts(true: np.ndarray, predicted: np.ndarray, num_classes: int = 10) -> np.ndarray:
+    """counts[t, p]: how many digits of class t were predicted as p."""
+    return np.bincount(true * num_classes + predicted, minlength=num_classes * num_classes).reshape(
+        num_classes, num_classes
+    )
+
+
+def confusion_heatmap(path: Path, true: np.ndarray, predicted: np.ndarray) -> Path:
+    """The confusion matrix as a heat map with the count in every cell (square-root colour scale)."""
+    from matplotlib.colors import PowerNorm
+
+    counts = confusion_counts(true, predicted)
+    figure = _figure("confusion")
+    axes = figure.subplots()
+    image = axes.imshow(counts, cmap="Blues", norm=PowerNorm(0.5, vmin=0, vmax=max(1, counts.max())))
+    figure.colorbar(image, ax=axes, label="digits")
+    threshold = 0.35 * counts.max()
+    for (t, p), count in np.ndenumerate(counts):
+        if count:
+            color = "white" if count > threshold else "black"
+            axes.text(p, t, str(count), ha="center", va="center", fontsize=8, color=color)
+    ticks = range(len(counts))
+    axes.set_xticks(ticks)
+    axes.set_yticks(ticks)
+    axes.set_xlabel("predicted digit")
+    axes.set_ylabel("true digit")
+    accuracy = np.trace(counts) / max(1, counts.sum())
+    axes.set_title(f"Confusion matrix: {100 * accuracy:.2f} % of {counts.sum():,} digits right")
+    return _save(figure, path)
+
+
+def misclassified_grid(
+    path: Path, images: np.ndarray, true: np.ndarray, predicted: np.ndarray, confidence: np.ndarray
+) -> Path:
+    """The misclassified digits the network was surest of, with true and predicted labels and confidence."""
+    wrong = np.flatnonzero(true != predicted)
+    shown = wrong[np.argsort(-confidence[wrong], kind="stable")][:MISCLASSIFIED_SHOWN]
+    figure = _figure("misclassified")
+    figure.suptitle(f"{len(wrong):,} of {len(true):,} test digits misclassified; the {len(shown)} surest mistakes")
+    for axes, i in zip(figure.subplots(4, 8).flat, [*shown] + [None] * MISCLASSIFIED_SHOWN):
+        if i is None:
+            axes.axis("off")
+            continue
+        _show_digit(axes, images[i], f"true {true[i]}, said {predicted[i]}\n{100 * confidence[i]:.1f} % sure", 9)
+    return _save(figure, path)
+
+
+def first_layer_weights(path: Path, W: np.ndarray) -> Path:
+    """The incoming weights of the first layer's units (columns of ``W``, 784 each) as 28x28 images.
+
+    Red pixels push a unit up, blue ones down; each image has its own symmetric colour scale.
+    """
+    count = min(W.shape[1], WEIGHTS_SHOWN)
+    cols = math.ceil(math.sqrt(count))
+    rows = math.ceil(count / cols)
+    figure = _figure("weights")
+    figure.suptitle(f"First-layer weights of {count} of {W.shape[1]} units (red positive, blue negative)")
+    for unit, axes in enumerate(figure.subplots(rows, cols, squeeze=False).flat):
+        axes.axis("off")
+        if unit < count:
+            weights = W[:, unit].reshape(28, 28)
+            limit = float(np.abs(weights).max()) or 1.0
+            axes.imshow(weights, cmap="RdBu_r", vmin=-limit, vmax=limit)
+            axes.set_title(str(unit), fontsize=7)
+    return _save(figure, path)
+
+
+def write_pictures(
+    folder: Path | str,
+    host_params,
+    activation: str,
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    test_images: np.ndarray,
+    test_labels: np.ndarray,
+    history: list[dict] | None = None,
+) -> list[Path]:
+    """Write every picture into ``folder``; images are (n, 28, 28) in [0, 1]. Returns the files written.
+
+    The training curves need a ``history`` with at least one epoch; without one they are left out.
+    """
+    require()
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PlotError(f"{folder}: cannot create the pictures' folder ({exc.strerror or exc})") from None
+    probabilities = nn.predict(host_params, test_images.reshape(len(test_images), -1), activation)
+    predicted = nn.predicted_class(probabilities)
+    confidence = probabilities[np.arange(len(predicted)), predicted]
+    written = [digit_grid(folder / "samples.png", train_images, train_labels)]
+    if history:
+        written.append(training_curves(folder / "curves.png", history))
+    written += [
+        confusion_heatmap(folder / "confusion.png", test_labels, predicted),
+        misclassified_grid(folder / "misclassified.png", test_images, test_labels, predicted, confidence),
+        first_layer_weights(folder / "weights.png", host_params[0][0]),
+    ]
+    return written
