@@ -8,6 +8,7 @@ import numpy as np
 
 from . import nn
 from .backend import to_host
+from .errors import ModelFileError
 
 TRAIN_SAMPLE = 10_000
 """Training accuracy is measured on the first this-many training images: enough for a curve, and cheap."""
@@ -33,3 +34,28 @@ def epoch_metrics(params, dataset, activation: str) -> dict:
 def history_records(history) -> list[dict]:
     """``TrainState.history`` as plain dicts (epoch, loss, seconds, learning_rate, metrics) for JSON."""
     return [asdict(result) for result in history]
+
+
+def checked_history(path, records) -> list[dict] | None:
+    """A model file's stored history (records as ``history_records`` makes them), checked before it is drawn.
+
+    None when the file holds no history; a ModelFileError when what it holds is not a history.
+    """
+    if records is None or records == []:
+        return None
+    if not isinstance(records, list) or not all(_is_record(record) for record in records):
+        raise ModelFileError(f"{path}: the stored training history is malformed")
+    return records
+
+
+def _is_record(record) -> bool:
+    def number(value):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    return (
+        isinstance(record, dict)
+        and number(record.get("epoch"))
+        and number(record.get("loss"))
+        and isinstance(record.get("metrics"), dict)
+        and all(isinstance(name, str) and number(value) for name, value in record["metrics"].items())
+    )

@@ -53,17 +53,32 @@ def _save(figure, path: Path) -> Path:
     return path
 
 
-def _show_digit(axes, image, title: str, fontsize: float = 10) -> None:
-    axes.imshow(image, cmap="gray", vmin=0.0, vmax=1.0)
-    axes.set_title(title, fontsize=fontsize)
+def _mosaic(kind: str, tiles, captions: list[str], cols: int, caption_rows: int, fontsize: float, **style):
+    """A figure showing 28x28 ``tiles`` as one image, in a grid with a caption above each tile.
+
+    One image with text on it draws many times faster than a grid of separate axes.
+    ``caption_rows`` is the room left above each tile, in tile pixels.
+    """
+    rows = max(1, math.ceil(len(tiles) / cols))
+    cell_width, cell_height = 28 + 4, 28 + caption_rows
+    canvas = np.full((rows * cell_height, cols * cell_width), np.nan)
+    figure = _figure(kind)
+    axes = figure.subplots()
+    for i, (tile, caption) in enumerate(zip(tiles, captions)):
+        row, col = divmod(i, cols)
+        top, left = row * cell_height + caption_rows, col * cell_width + 2
+        canvas[top : top + 28, left : left + 28] = tile
+        axes.text(left + 13.5, top - 1.5, caption, ha="center", va="bottom", fontsize=fontsize)
+    axes.imshow(canvas, interpolation="nearest", **style)
     axes.axis("off")
+    return figure
 
 
 def digit_grid(path: Path, images: np.ndarray, labels: np.ndarray, rows: int = 2, cols: int = 5) -> Path:
     """The first ``rows * cols`` digits (28x28, values in [0, 1]) with their labels."""
-    figure = _figure("samples")
-    for i, axes in enumerate(figure.subplots(rows, cols).flat):
-        _show_digit(axes, images[i], f"Label: {labels[i]}", fontsize=12)
+    count = rows * cols
+    captions = [f"Label: {label}" for label in labels[:count]]
+    figure = _mosaic("samples", images[:count], captions, cols, 9, 12, cmap="gray", vmin=0.0, vmax=1.0)
     return _save(figure, path)
 
 
@@ -142,33 +157,24 @@ def misclassified_grid(
     """The misclassified digits the network was surest of, with true and predicted labels and confidence."""
     wrong = np.flatnonzero(true != predicted)
     shown = wrong[np.argsort(-confidence[wrong], kind="stable")][:MISCLASSIFIED_SHOWN]
-    figure = _figure("misclassified")
+    captions = [f"true {true[i]}, said {predicted[i]}\n{100 * confidence[i]:.1f} % sure" for i in shown]
+    figure = _mosaic("misclassified", images[shown], captions, 8, 16, 9, cmap="gray", vmin=0.0, vmax=1.0)
     figure.suptitle(f"{len(wrong):,} of {len(true):,} test digits misclassified; the {len(shown)} surest mistakes")
-    for axes, i in zip(figure.subplots(4, 8).flat, [*shown] + [None] * MISCLASSIFIED_SHOWN):
-        if i is None:
-            axes.axis("off")
-            continue
-        _show_digit(axes, images[i], f"true {true[i]}, said {predicted[i]}\n{100 * confidence[i]:.1f} % sure", 9)
     return _save(figure, path)
 
 
 def first_layer_weights(path: Path, W: np.ndarray) -> Path:
     """The incoming weights of the first layer's units (columns of ``W``, 784 each) as 28x28 images.
 
-    Red pixels push a unit up, blue ones down; each image has its own symmetric colour scale.
+    Red pixels push a unit up, blue ones down; each image is scaled to its own largest weight.
     """
     count = min(W.shape[1], WEIGHTS_SHOWN)
+    tiles = W[:, :count].T.reshape(count, 28, 28)
+    limits = np.abs(tiles).max(axis=(1, 2), keepdims=True)
+    tiles = tiles / np.where(limits > 0, limits, 1.0)
     cols = math.ceil(math.sqrt(count))
-    rows = math.ceil(count / cols)
-    figure = _figure("weights")
+    figure = _mosaic("weights", tiles, [str(unit) for unit in range(count)], cols, 7, 7, cmap="RdBu_r", vmin=-1, vmax=1)
     figure.suptitle(f"First-layer weights of {count} of {W.shape[1]} units (red positive, blue negative)")
-    for unit, axes in enumerate(figure.subplots(rows, cols, squeeze=False).flat):
-        axes.axis("off")
-        if unit < count:
-            weights = W[:, unit].reshape(28, 28)
-            limit = float(np.abs(weights).max()) or 1.0
-            axes.imshow(weights, cmap="RdBu_r", vmin=-limit, vmax=limit)
-            axes.set_title(str(unit), fontsize=7)
     return _save(figure, path)
 
 
