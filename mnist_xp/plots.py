@@ -159,6 +159,8 @@ def misclassified_grid(
     shown = wrong[np.argsort(-confidence[wrong], kind="stable")][:MISCLASSIFIED_SHOWN]
     captions = [f"true {true[i]}, said {predicted[i]}\n{100 * confidence[i]:.1f} % sure" for i in shown]
     figure = _mosaic("misclassified", images[shown], captions, 8, 16, 9, cmap="gray", vmin=0.0, vmax=1.0)
+    if not len(shown):
+        figure.text(0.5, 0.5, "No misclassified digits", ha="center", va="center", fontsize=20)
     figure.suptitle(f"{len(wrong):,} of {len(true):,} test digits misclassified; the {len(shown)} surest mistakes")
     return _save(figure, path)
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
 from small_model import small_model
+
+Image = pytest.importorskip("PIL.Image", reason="needs Pillow: pip install 'mnist-xp[plot]'")
 
 from mnist_xp import images, nn
 from mnist_xp.errors import ImageError
