@@ -3,7 +3,8 @@
 MNIST's digits are light on a dark field; each was scaled (keeping its aspect ratio) to fit
 a 20x20 box and placed in a 28x28 field so that its centre of mass sits at the field's centre.
 ``to_mnist`` does the same to any grayscale picture of one digit: it inverts dark-on-light
-pictures, removes the background level, crops to the digit, scales and centres it.
+pictures, removes the background (unevenly lit paper too), crops to the digit, scales and
+centres it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ CENTRE = 14.0
 MIN_CONTRAST = 0.1
 """Ink must differ from the background by at least this (on a 0..1 scale), or the image is blank."""
 INK_THRESHOLD = 0.1
-"""After scaling the ink to 0..1, fainter pixels are background (paper grain, JPEG noise)."""
+"""After scaling the ink to 0..1, fainter pixels are background."""
+NOISE_LIMIT = 5.0
+"""Ink must also stand this many times the noise level (paper grain, sensor and JPEG noise) above the background."""
+BACKGROUND_SIDE = 64
+BACKGROUND_WINDOW = 15
+"""The background is estimated on the picture shrunk to at most 64 pixels a side, from windows
+of 15x15 pixels there: wider than a pen stroke, narrower than the lighting changes across a page."""
 PLOT_INSTALL_HINT = "install it with: pip install 'mnist-xp[plot]'"
 
 
@@ -74,23 +81,54 @@ def _to_gray(image) -> np.ndarray:
 def to_mnist(gray: np.ndarray, name: str = "image") -> np.ndarray:
     """An MNIST-style 28x28 float64 digit in [0, 1] (light on dark) from a grayscale picture of one digit.
 
-    The background level is the median of the picture's border; a light background means a dark
-    digit, which is inverted. Raises ImageError when no digit stands out from the background.
+    A light border (its median) means a dark digit on paper, which is inverted. Ink is what
+    stands out from the local background (see ``background``). Raises ImageError when no digit
+    stands out.
     """
     gray = np.asarray(gray, dtype=np.float64)
     if gray.ndim != 2 or gray.size == 0:
         raise ImageError(f"{name}: expected a non-empty 2-D grayscale image, got shape {gray.shape}")
     border = np.concatenate([gray[0, :], gray[-1, :], gray[:, 0], gray[:, -1]])
-    background = float(np.median(border))
-    ink = gray - background if background < 0.5 else background - gray
-    contrast = float(ink.max())
-    if contrast < MIN_CONTRAST:
+    if np.median(border) >= 0.5:
+        gray = 1.0 - gray
+    ink = gray - background(gray)
+    contrast, noise = float(ink.max()), noise_level(ink)
+    if contrast < max(MIN_CONTRAST, NOISE_LIMIT * noise):
         raise ImageError(f"{name}: the image is blank (no digit stands out from the background)")
+    ink[ink < max(INK_THRESHOLD * contrast, NOISE_LIMIT * noise)] = 0.0
     ink = np.clip(ink / contrast, 0.0, 1.0)
-    ink[ink < INK_THRESHOLD] = 0.0
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
     digit = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     return centre_in_field(fit_in_box(digit))
+
+
+def noise_level(ink: np.ndarray) -> float:
+    """The standard deviation of the background's noise, estimated robustly on the picture's border."""
+    border = np.concatenate([ink[0, :], ink[-1, :], ink[:, 0], ink[:, -1]])
+    return 1.4826 * float(np.median(np.abs(border - np.median(border))))
+
+
+def background(gray: np.ndarray) -> np.ndarray:
+    """The local background level of a light-on-dark picture, as large as the picture.
+
+    The darkest level within a window wider than a stroke is background wherever a stroke
+    passes; averaged over a window of the same size it follows uneven lighting smoothly.
+    """
+    Image = _pillow()
+    height, width = gray.shape
+    scale = min(1.0, BACKGROUND_SIDE / max(height, width))
+    small_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = np.asarray(Image.fromarray(gray.astype(np.float32)).resize(small_size, Image.Resampling.BOX))
+    level = _over_windows(_over_windows(small, np.min), np.mean)
+    return np.asarray(Image.fromarray(level.astype(np.float32)).resize((width, height), Image.Resampling.BILINEAR))
+
+
+def _over_windows(array: np.ndarray, reduce, size: int = BACKGROUND_WINDOW) -> np.ndarray:
+    """``reduce`` (min or mean) over the size x size window around each pixel, edges repeated; done as
+    two one-dimensional passes, which give the same result for these two reductions."""
+    padded = np.pad(array, size // 2, mode="edge")
+    rows = reduce(np.lib.stride_tricks.sliding_window_view(padded, size, axis=0), axis=-1)
+    return reduce(np.lib.stride_tricks.sliding_window_view(rows, size, axis=1), axis=-1)
 
 
 def fit_in_box(digit: np.ndarray, box: int = BOX) -> np.ndarray:

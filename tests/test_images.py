@@ -46,10 +46,21 @@ def test_an_mnist_digit_comes_back_nearly_unchanged_and_so_does_its_negative(tmp
     np.testing.assert_allclose(images.to_mnist(1.0 - digit), again, atol=1e-6)
 
 
+def lit_unevenly(height, width, seed=0):
+    """Paper from dim on the left to bright on the right, with sensor noise (values 0..255)."""
+    paper = np.linspace(140.0, 225.0, width)[None, :] + np.linspace(0.0, 20.0, height)[:, None]
+    return paper + np.random.default_rng(seed).normal(0.0, 5.0, (height, width))
+
+
 @pytest.mark.parametrize(
     "picture",
-    [np.ones((30, 30)), np.zeros((30, 30)), 0.97 + 0.03 * np.random.default_rng(0).random((30, 30))],
-    ids=["white", "black", "faint-noise"],
+    [
+        np.ones((30, 30)),
+        np.zeros((30, 30)),
+        0.97 + 0.03 * np.random.default_rng(0).random((30, 30)),
+        np.clip(lit_unevenly(200, 200) / 255, 0, 1),
+    ],
+    ids=["white", "black", "faint-noise", "unevenly-lit-paper"],
 )
 def test_blank_pictures_are_refused(picture):
     with pytest.raises(ImageError, match="blank"):
@@ -84,18 +95,26 @@ def large_inverted_png(digit):
     return sheet
 
 
-@pytest.mark.parametrize("make", [mnist_png, inverted_png, large_inverted_png])
+def photographed_jpeg(digit):
+    """Grey pencil on unevenly lit, noisy paper, 200x200, saved as a JPEG."""
+    ink = np.asarray(Image.fromarray(digit).resize((160, 160), Image.Resampling.BICUBIC), dtype=np.float64) / 255
+    sheet = lit_unevenly(200, 200)
+    sheet[20:180, 20:180] -= 100.0 * np.clip(ink, 0, 1)
+    return Image.fromarray(np.clip(sheet, 0, 255).astype(np.uint8)), "jpg"
+
+
+@pytest.mark.parametrize("make", [mnist_png, inverted_png, large_inverted_png, photographed_jpeg])
 def test_test_digits_saved_as_png_are_recognized_as_often_as_the_raw_digits(tmp_path, make):
     params, _, dataset = small_model()
     raw = np.rint(dataset.X_test[:DIGITS, :] * 255).astype(np.uint8).reshape(-1, 28, 28)
     labels = dataset.y_test[:DIGITS]
     prepared = []
     for i, digit in enumerate(raw):
-        path = tmp_path / f"{i}.png"
-        make(digit).save(path)
+        made = make(digit)
+        picture, suffix = made if isinstance(made, tuple) else (made, "png")
+        path = tmp_path / f"{i}.{suffix}"
+        picture.save(path)
         prepared.append(images.load_digit(path))
-    if make is large_inverted_png:
-        assert Image.open(tmp_path / "0.png").size == (200, 200)
 
     def accuracy(X):
         predicted = nn.predicted_class(nn.predict(params, X.reshape(DIGITS, -1).astype(np.float32)))
