@@ -43,14 +43,15 @@ def _pillow():
 def read_grayscale(path: Path | str) -> np.ndarray:
     """Read an image file as a 2-D float64 array in [0, 1] (0 black, 1 white).
 
-    Transparent pixels count as white paper; 16-bit images keep their range.
+    Transparent pixels count as white paper; 16-bit images keep their range; photos are turned
+    upright as their EXIF orientation says.
     """
     Image = _pillow()
     path = Path(path)
     try:
         with Image.open(path) as image:
             image.load()
-            return _to_gray(image)
+            return _to_gray(_upright(image))
     except FileNotFoundError:
         raise ImageError(f"{path}: file not found") from None
     except IsADirectoryError:
@@ -66,6 +67,16 @@ def read_grayscale(path: Path | str) -> np.ndarray:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
+
+
+def _upright(image):
+    """The image turned as its EXIF orientation tag says; unchanged when the tag is absent or unreadable."""
+    from PIL import ImageOps
+
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:  # a malformed EXIF block costs only the orientation, not the image
+        return image
 
 
 def _to_gray(image) -> np.ndarray:
@@ -148,8 +159,6 @@ def centre_in_field(digit: np.ndarray, field: int = FIELD, centre: float = CENTR
     """
     height, width = digit.shape
     mass = digit.sum()
-    if mass == 0:
-        raise ImageError("the image is blank (no digit stands out from the background)")
     com_row = float((digit.sum(axis=1) * np.arange(height)).sum() / mass)
     com_col = float((digit.sum(axis=0) * np.arange(width)).sum() / mass)
     top = min(max(round(centre - com_row), 0), field - height)

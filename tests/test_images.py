@@ -80,6 +80,17 @@ def test_transparent_and_16_bit_images_read_as_on_white_paper(tmp_path):
     np.testing.assert_allclose(images.load_digit(tmp_path / "deep.png"), expected, atol=1e-6)
 
 
+def test_a_photo_is_turned_upright_as_its_exif_orientation_says(tmp_path):
+    shape = np.full((40, 30), 255, dtype=np.uint8)
+    shape[5:35, 5:10] = 0
+    shape[30:35, 5:25] = 0  # an "L"
+    Image.fromarray(shape).save(tmp_path / "upright.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    Image.fromarray(np.rot90(shape)).save(tmp_path / "turned.png", exif=exif)
+    np.testing.assert_allclose(images.load_digit(tmp_path / "turned.png"), images.load_digit(tmp_path / "upright.png"))
+
+
 def mnist_png(digit):
     return Image.fromarray(digit)
 
