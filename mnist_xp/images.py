@@ -83,9 +83,9 @@ def _to_gray(image) -> np.ndarray:
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
         return np.clip(np.asarray(image, dtype=np.float64) / 65535.0, 0.0, 1.0)
     if "A" in image.getbands() or "transparency" in image.info:
+        Image = _pillow()
         rgba = image.convert("RGBA")
-        paper = _pillow().new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = _pillow().alpha_composite(paper, rgba)
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
     return np.asarray(image.convert("L"), dtype=np.float64) / 255.0
 
 
@@ -99,8 +99,7 @@ def to_mnist(gray: np.ndarray, name: str = "image") -> np.ndarray:
     gray = np.asarray(gray, dtype=np.float64)
     if gray.ndim != 2 or gray.size == 0:
         raise ImageError(f"{name}: expected a non-empty 2-D grayscale image, got shape {gray.shape}")
-    border = np.concatenate([gray[0, :], gray[-1, :], gray[:, 0], gray[:, -1]])
-    if np.median(border) >= 0.5:
+    if np.median(_border(gray)) >= 0.5:
         gray = 1.0 - gray
     ink = gray - background(gray)
     contrast, noise = float(ink.max()), noise_level(ink)
@@ -115,8 +114,12 @@ def to_mnist(gray: np.ndarray, name: str = "image") -> np.ndarray:
 
 def noise_level(ink: np.ndarray) -> float:
     """The standard deviation of the background's noise, estimated robustly on the picture's border."""
-    border = np.concatenate([ink[0, :], ink[-1, :], ink[:, 0], ink[:, -1]])
+    border = _border(ink)
     return 1.4826 * float(np.median(np.abs(border - np.median(border))))
+
+
+def _border(array: np.ndarray) -> np.ndarray:
+    return np.concatenate([array[0, :], array[-1, :], array[:, 0], array[:, -1]])
 
 
 def background(gray: np.ndarray) -> np.ndarray:
