@@ -32,7 +32,8 @@ of 15x15 pixels there: wider than a pen stroke, narrower than the lighting chang
 PLOT_INSTALL_HINT = "install it with: pip install 'mnist-xp[plot]'"
 
 
-def _pillow():
+def require():
+    """Return Pillow's Image module, or fail in one line when Pillow is missing."""
     try:
         from PIL import Image
     except ImportError:
@@ -46,7 +47,7 @@ def read_grayscale(path: Path | str) -> np.ndarray:
     Transparent pixels count as white paper; 16-bit images keep their range; photos are turned
     upright as their EXIF orientation says.
     """
-    Image = _pillow()
+    Image = require()
     path = Path(path)
     try:
         with Image.open(path) as image:
@@ -83,7 +84,7 @@ def _to_gray(image) -> np.ndarray:
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
         return np.clip(np.asarray(image, dtype=np.float64) / 65535.0, 0.0, 1.0)
     if "A" in image.getbands() or "transparency" in image.info:
-        Image = _pillow()
+        Image = require()
         rgba = image.convert("RGBA")
         image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
     return np.asarray(image.convert("L"), dtype=np.float64) / 255.0
@@ -128,7 +129,7 @@ def background(gray: np.ndarray) -> np.ndarray:
     The darkest level within a window wider than a stroke is background wherever a stroke
     passes; averaged over a window of the same size it follows uneven lighting smoothly.
     """
-    Image = _pillow()
+    Image = require()
     height, width = gray.shape
     scale = min(1.0, BACKGROUND_SIDE / max(height, width))
     small_size = (max(1, round(width * scale)), max(1, round(height * scale)))
@@ -147,7 +148,7 @@ def _over_windows(array: np.ndarray, reduce, size: int = BACKGROUND_WINDOW) -> n
 
 def fit_in_box(digit: np.ndarray, box: int = BOX) -> np.ndarray:
     """Scale ``digit`` so that its longer side is ``box`` pixels, keeping its aspect ratio (antialiased)."""
-    Image = _pillow()
+    Image = require()
     height, width = digit.shape
     scale = box / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import backend, data, modelfile, nn
 from .errors import MnistXpError, ModelFileError
-from .images import FIELD, load_digit
+from .images import FIELD, load_digit, require
 
 TOP = 3
 
@@ -62,6 +62,7 @@ def recognize(host_params, activation: str, digits: np.ndarray, xp, dtype: str) 
 
 def run(args: argparse.Namespace) -> int:
     """Recognize every readable image; report unreadable ones on stderr. Returns the exit status."""
+    require()
     xp = backend.namespace(args.device)
     host_params, meta = load_classifier(args.model)
     paths, digits, failed = [], [], 0

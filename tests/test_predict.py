@@ -137,3 +137,10 @@ def test_gpu_without_cupy_is_a_one_line_error(files, capsys):
     code, out, err = run_predict(capsys, files[0], files[1][0], "--device", "gpu")
     assert code == 1 and out == ""
     assert err == "error: --device gpu needs CuPy, which is not installed; install it with: pip install 'mnist-xp[gpu]'\n"
+
+
+def test_missing_pillow_is_one_line_before_any_image(files, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "PIL", None)
+    code, out, err = run_predict(capsys, files[0], *files[1])
+    assert code == 1 and out == ""
+    assert err == "error: reading images needs Pillow, which is not installed; install it with: pip install 'mnist-xp[plot]'\n"
