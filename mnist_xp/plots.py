@@ -13,6 +13,7 @@ import numpy as np
 
 from . import nn
 from .errors import PlotError
+from .images import PLOT_INSTALL_HINT
 
 DPI = 100
 FIGSIZES = {
@@ -25,7 +26,6 @@ FIGSIZES = {
 """Each picture's size in inches; at ``DPI`` dots per inch a picture is ``100 * size`` pixels."""
 MISCLASSIFIED_SHOWN = 32
 WEIGHTS_SHOWN = 64
-INSTALL_HINT = "install it with: pip install 'mnist-xp[plot]'"
 
 
 def require():
@@ -34,7 +34,7 @@ def require():
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
-        raise PlotError(f"pictures need matplotlib, which is not installed; {INSTALL_HINT}") from None
+        raise PlotError(f"pictures need matplotlib, which is not installed; {PLOT_INSTALL_HINT}") from None
     return Figure, FigureCanvasAgg
 
 
