@@ -17,6 +17,14 @@ class BackendError(MnistXpError):
     """The requested device cannot be used on this machine."""
 
 
+class ImageError(MnistXpError):
+    """An image file cannot be read, or holds no digit to recognize."""
+
+
+class PlotError(MnistXpError):
+    """Pictures cannot be made: matplotlib is missing, or the folder cannot be written."""
+
+
 class CheckpointError(MnistXpError):
     """A checkpoint file cannot be read, or does not fit the run it is asked to continue."""
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import backend, checkpoint, data, guard, modelfile, nn, resume
+from . import backend, checkpoint, curves, data, guard, modelfile, nn, plots, resume
 from .errors import DivergenceError, MnistXpError, UsageError
 from .optim import sgd
 from .recipes import RECIPES
@@ -149,6 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
         "may change them; checkpoints keep going to PATH unless --checkpoint names another file",
     )
     parser.add_argument(
+        "--plots",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write pictures (digits, training curves, confusion matrix, mistakes, weights) into DIR; "
+        "measures test accuracy every epoch; needs the plot extra",
+    )
+    parser.add_argument(
         "--log-every", type=positive_int, default=None, metavar="N", help="print a line every N epochs (default: 10 lines a run)"
     )
     return parser
@@ -171,6 +179,8 @@ def run(args: argparse.Namespace) -> dict:
         saved = checkpoint.load(args.resume)
         args = resume.merge(build_parser(), args, saved)
     settings = resolve_settings(args)
+    if args.plots is not None:
+        plots.require()
     xp = backend.namespace(args.device)
     dataset = data.load(xp, settings["dtype"], args.data_dir, args.limit)
     n_train = dataset.X_train.shape[0]
@@ -203,6 +213,8 @@ def run(args: argparse.Namespace) -> dict:
     )
 
     def on_epoch(state, result):
+        if args.plots is not None:
+            result.metrics.update(curves.epoch_metrics(state.params, dataset, settings["activation"]))
         progress.update(1)
         progress.set_postfix(loss=f"{result.loss:.4f}")
         if result.epoch % log_every == 0 or result.epoch in (1, epochs):
@@ -236,10 +248,23 @@ def run(args: argparse.Namespace) -> dict:
     params = state.params
     _, test_accuracy = evaluate(params, dataset.X_test, dataset.y_test, settings["activation"])
     print(f"test accuracy {100 * test_accuracy:.2f} %  (training time {train_seconds:.1f} s)")
+    host_params = [(backend.to_host(W), backend.to_host(b)) for W, b in params]
     if args.save is not None:
-        host_params = [(backend.to_host(W), backend.to_host(b)) for W, b in params]
-        modelfile.save(args.save, host_params, settings["activation"], extra={"test_accuracy": test_accuracy})
+        extra = {"test_accuracy": test_accuracy, "history": curves.history_records(state.history)}
+        modelfile.save(args.save, host_params, settings["activation"], extra=extra)
         print(f"model saved to {args.save}")
+    if args.plots is not None:
+        written = plots.write_pictures(
+            args.plots,
+            host_params,
+            settings["activation"],
+            backend.to_host(dataset.X_train).reshape(-1, 28, 28),
+            dataset.y_train,
+            backend.to_host(dataset.X_test).reshape(-1, 28, 28),
+            dataset.y_test,
+            curves.history_records(state.history),
+        )
+        print(f"pictures written to {args.plots}: {', '.join(path.name for path in written)}")
     return {
         "test_accuracy": test_accuracy,
         "train_seconds": train_seconds,
