@@ -59,6 +59,53 @@ def constant(learning_rate: float) -> Callable[[int], float]:
     return lambda step: learning_rate
 
 
+@dataclass(frozen=True)
+class CompactInputs:
+    """Training inputs without the columns that are zero in every sample (67 of MNIST's 784 pixels).
+
+    Such a column adds exactly nothing to the first layer's products, and its weights' loss
+    gradient is exactly zero, so dropping it once gives the same step for less work.
+    ``X`` holds the kept columns; ``kept`` marks them (None when every column is kept).
+    """
+
+    X: object
+    kept: object | None
+
+    def take(self, rows) -> CompactInputs:
+        """The samples ``rows`` (an index array) of these inputs."""
+        return CompactInputs(array_namespace(self.X).take(self.X, rows, axis=0), self.kept)
+
+
+def compact_inputs(X) -> CompactInputs:
+    """Drop the columns of ``X`` that are zero in every sample (one pass over the set, once a run)."""
+    xp = array_namespace(X)
+    kept = xp.any(X != 0, axis=0)
+    if bool(xp.all(kept)):
+        return CompactInputs(X, None)
+    return CompactInputs(xp.take(X, xp.nonzero(kept)[0], axis=1), kept)
+
+
+def train_step(state: TrainState, inputs: CompactInputs, Y, optimizer, learning_rate: float, activation: str = "relu"):
+    """One update on one batch; returns the batch loss (still on the device).
+
+    With compacted inputs the first layer works on the kept rows of its weights; the gradient
+    rows of the dropped inputs are exactly zero and are filled in as such.
+    """
+    params = state.params
+    if inputs.kept is not None:
+        xp = array_namespace(inputs.X)
+        W, b = params[0]
+        params = [(W[inputs.kept], b), *params[1:]]
+    loss, grads = nn.loss_and_grads(params, inputs.X, Y, activation)
+    if inputs.kept is not None:
+        dW = xp.zeros_like(W)
+        dW[inputs.kept] = grads[0][0]
+        grads[0] = (dW, grads[0][1])
+    state.params, state.opt_state = optimizer.update(state.params, grads, state.opt_state, learning_rate)
+    state.step += 1
+    return loss
+
+
 def fit(
     state: TrainState,
     X,
@@ -83,18 +130,20 @@ def fit(
     schedule = learning_rate if callable(learning_rate) else constant(learning_rate)
     n = X.shape[0]
     full_batch = batch_size is None or batch_size >= n
+    inputs = compact_inputs(X)
     while state.epoch < epochs:
         epoch = state.epoch + 1
         started = time.perf_counter()
         rate = schedule(state.step)
         if full_batch:
-            total = _step(state, X, Y, optimizer, schedule, activation)
+            total = train_step(state, inputs, Y, optimizer, schedule(state.step), activation)
         else:
             order = to_device(epoch_order(seed, epoch, n), xp)
             total = 0.0
             for start, stop in batch_slices(n, batch_size):
                 rows = order[start:stop]
-                loss = _step(state, xp.take(X, rows, axis=0), xp.take(Y, rows, axis=0), optimizer, schedule, activation)
+                Y_rows = xp.take(Y, rows, axis=0)
+                loss = train_step(state, inputs.take(rows), Y_rows, optimizer, schedule(state.step), activation)
                 total = total + loss * ((stop - start) / n)
         synchronize(state.params[0][0])
         result = EpochResult(epoch, float(total), time.perf_counter() - started, rate)
@@ -103,14 +152,6 @@ def fit(
         if on_epoch is not None and on_epoch(state, result):
             break
     return state
-
-
-def _step(state: TrainState, X, Y, optimizer, schedule, activation):
-    """One update on one batch; returns the batch loss (still on the device)."""
-    loss, grads = nn.loss_and_grads(state.params, X, Y, activation)
-    state.params, state.opt_state = optimizer.update(state.params, grads, state.opt_state, schedule(state.step))
-    state.step += 1
-    return loss
 
 
 def evaluate(params, X, labels, activation: str = "relu", batch_size: int = 10_000):
