@@ -17,7 +17,7 @@ from .peers import keras_model, torch_model
 from .workload import ADAM_LR, BATCH_SIZES, SEED, host_params, mnist, record, step_flop
 
 DTYPE = "float32"
-ROUNDS = dict(rounds=3, warmup_rounds=0)
+ROUNDS = dict(rounds=2, warmup_rounds=0)
 
 
 def record_epoch(benchmark, impl, n, batch_size):
