@@ -29,7 +29,7 @@ __all__ = [
     "serial_blas",
 ]
 
-SERIAL_BLAS_MAX_ROWS = 64
+SERIAL_BLAS_MAX_ROWS = 512
 """Batches up to this many rows have products too small to share between CPU threads."""
 
 GPU_INSTALL_HINT = "install it with: pip install 'mnist-xp[gpu]'"
