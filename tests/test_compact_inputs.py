@@ -8,15 +8,22 @@ import pytest
 from mnist_xp import backend as backends
 from mnist_xp import data, nn
 from mnist_xp.optim import adam, sgd
-from mnist_xp.training import CompactInputs, TrainState, compact_inputs, train_step
+from mnist_xp.training import COLUMN_ALIGNMENT, CompactInputs, TrainState, compact_inputs, train_step
 
 
-def test_compact_inputs_drop_exactly_the_columns_zero_in_every_sample(backend):
-    host = np.array([[0.0, 1.0, 0.0, 2.0], [0.0, 0.0, 0.0, 3.0], [0.0, 4.0, 0.0, 0.0]])
+def test_compact_inputs_drop_the_columns_zero_in_every_sample_keeping_an_aligned_width(backend):
+    rng = np.random.default_rng(0)
+    host = rng.uniform(size=(3, 2 * COLUMN_ALIGNMENT + 8))
+    zero = [0, 2, 5, 6, 9, 11, 20, 30, 31, 39]  # 30 nonzero columns: the first 2 zero ones stay
+    host[:, zero] = 0.0
+    host[1, 7] = 0.0  # zero in one sample only: kept
     inputs = compact_inputs(backend.asarray(host))
-    np.testing.assert_array_equal(backend.to_numpy(inputs.X), host[:, [1, 3]])
-    np.testing.assert_array_equal(backend.to_numpy(inputs.kept), [False, True, False, True])
-    assert compact_inputs(backend.asarray(host[:, [1, 3]])).kept is None
+    expected = np.ones(host.shape[1], dtype=bool)
+    expected[zero[2:]] = False
+    np.testing.assert_array_equal(backend.to_numpy(inputs.kept), expected)
+    np.testing.assert_array_equal(backend.to_numpy(inputs.X), host[:, expected])
+    assert inputs.X.shape[1] % COLUMN_ALIGNMENT == 0
+    assert compact_inputs(backend.asarray(host[:, 12:22])).kept is None  # too few zero columns to gain
 
 
 @pytest.mark.parametrize("make_optimizer, lr", [(sgd, 0.5), (adam, 1e-3)], ids=["sgd", "adam"])
