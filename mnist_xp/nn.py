@@ -139,9 +139,13 @@ def forward(params, X, activation: str = "relu"):
     g = ACTIVATIONS[activation].forward
     outputs = [X]
     for W, b in params[:-1]:
-        outputs.append(g(outputs[-1] @ W + b))
+        Z = outputs[-1] @ W
+        Z += b
+        outputs.append(g(Z))
     W, b = params[-1]
-    outputs.append(outputs[-1] @ W + b)
+    Z = outputs[-1] @ W
+    Z += b
+    outputs.append(Z)
     return outputs
 
 
@@ -164,14 +168,16 @@ def backward(params, outputs, Y, activation: str = "relu"):
     xp = array_namespace(outputs[-1], Y)
     derivative = ACTIVATIONS[activation].derivative
     m = Y.shape[0]
-    dZ = (output_probabilities(outputs[-1]) - Y) / m
+    dZ = output_probabilities(outputs[-1]) - Y
+    dZ /= m
     grads = []
     for layer in range(len(params) - 1, -1, -1):
         A_prev = outputs[layer]
         W = params[layer][0]
         grads.append((A_prev.T @ dZ, xp.sum(dZ, axis=0)))
         if layer > 0:
-            dZ = (dZ @ W.T) * derivative(A_prev)
+            dZ = dZ @ W.T
+            dZ *= derivative(A_prev)
     grads.reverse()
     return grads
 

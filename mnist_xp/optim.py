@@ -74,13 +74,23 @@ def adam(beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-7, weight
             updated, ms, vs = [], [], []
             for p, g, m, v in zip(pair, grad_pair, m_pair, v_pair):
                 xp = array_namespace(p)
-                m = beta1 * m + (1 - beta1) * g
-                v = beta2 * v + (1 - beta2) * g * g
+                # m + (1 - beta1)(g - m) is beta1 m + (1 - beta1) g; each new array is written in place.
+                m_new = g - m
+                m_new *= 1 - beta1
+                m_new += m
+                v_new = g * g
+                v_new -= v
+                v_new *= 1 - beta2
+                v_new += v
                 if weight_decay:
                     p = p - learning_rate * weight_decay * p
-                updated.append(p - step * m / (xp.sqrt(v) + epsilon))
-                ms.append(m)
-                vs.append(v)
+                delta = xp.sqrt(v_new)
+                delta += epsilon
+                delta = m_new / delta
+                delta *= step
+                updated.append(p - delta)
+                ms.append(m_new)
+                vs.append(v_new)
             new_params.append(tuple(updated))
             new_first.append(tuple(ms))
             new_second.append(tuple(vs))

@@ -1,0 +1,1 @@
+"""Benchmarks of mnist-xp against Keras, PyTorch and the matrix-product floor (pytest-benchmark)."""

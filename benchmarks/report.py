@@ -1,0 +1,87 @@
+"""Turn a saved benchmark run into a markdown table of time ratios.
+
+    pytest --benchmark-only --benchmark-json RUN.json
+    python -m benchmarks.report RUN.json
+
+Each row is one piece of work (a full-batch step, an Adam epoch at a batch size) on one device
+and dtype; the columns are median times and the ratios ours / floor, ours / Keras and
+ours / PyTorch (below 1 means ours is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .machine import describe, forced_coretype_warning
+
+PEERS = (("floor", "floor"), ("keras", "Keras"), ("torch", "PyTorch"))
+WORK_NAMES = {"step": "full-batch SGD step", "adam-epoch": "Adam epoch, batch {batch}"}
+
+
+def medians(run: dict) -> dict:
+    """{(work, device, dtype, batch): {impl: median seconds}} from a pytest-benchmark JSON run."""
+    table: dict = {}
+    for bench in run["benchmarks"]:
+        info = bench.get("extra_info", {})
+        if "impl" not in info or not bench.get("stats"):
+            continue
+        key = (info["work"], info["device"], info["dtype"], str(info["batch"]))
+        table.setdefault(key, {})[info["impl"]] = bench["stats"]["median"]
+    return table
+
+
+def ratio(ours: float | None, other: float | None) -> str:
+    return "–" if ours is None or other is None else f"{ours / other:.2f}"
+
+
+def seconds(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def render(run: dict) -> str:
+    machine = run.get("machine_info", {})
+    env = machine.get("openblas_env", {})
+    cpu = machine.get("cpu", {}).get("brand_raw", machine.get("processor", "unknown CPU"))
+    lines = [
+        f"Run of {run.get('datetime', 'unknown date')[:16].replace('T', ' ')} UTC on {cpu} "
+        f"({machine.get('cpu', {}).get('count', '?')} cores), Python {machine.get('python_version', '?')}.",
+        "",
+        f"BLAS: {describe(machine.get('blas', []))}. OPENBLAS_* variables: "
+        + (", ".join(f"{k}={v}" for k, v in env.items()) or "none set")
+        + ".",
+        "",
+    ]
+    warning = forced_coretype_warning(env)
+    if warning:
+        lines += [f"**Warning:** {warning}", ""]
+    lines += [
+        "| work | device | dtype | ours (s) | floor (s) | Keras (s) | PyTorch (s) | ours/floor | ours/Keras | ours/PyTorch |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for (work, device, dtype, batch), times in sorted(medians(run).items(), key=lambda item: (item[0][0] != "step", item[0])):
+        ours = times.get("ours")
+        name = WORK_NAMES.get(work, work).format(batch=batch)
+        cells = [name, device, dtype, seconds(ours), *(seconds(times.get(impl)) for impl, _ in PEERS)]
+        cells += [ratio(ours, times.get(impl)) for impl, _ in PEERS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, help="a JSON file written by pytest --benchmark-json")
+    args = parser.parse_args(argv)
+    try:
+        run = json.loads(args.run.read_text())
+        print(render(run))
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"error: cannot read a benchmark run from {args.run}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""The benchmarked work, written down once: network shape, data, FLOP counts, result records."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from mnist_xp import backend, data, nn
+
+LAYERS = (784, 128, 10)
+BATCH_SIZES = (32, 128)
+ADAM_LR = 1e-3
+SGD_LR = 0.1
+SEED = 0
+
+
+def forward_flop(n: int, layers=LAYERS) -> int:
+    """Multiply-adds of the forward pass, counted as 2 FLOP each: one product per layer."""
+    return sum(2 * n * fan_in * fan_out for fan_in, fan_out in zip(layers[:-1], layers[1:]))
+
+
+def backward_flop(n: int, layers=LAYERS) -> int:
+    """Every layer's weight gradient, plus the gradient passed back through every layer but the first."""
+    pairs = list(zip(layers[:-1], layers[1:]))
+    return sum(2 * n * a * b for a, b in pairs) + sum(2 * n * a * b for a, b in pairs[1:])
+
+
+def step_flop(n: int, layers=LAYERS) -> int:
+    """One training step: forward and backward products (the element-wise work is not counted)."""
+    return forward_flop(n, layers) + backward_flop(n, layers)
+
+
+@lru_cache(maxsize=None)
+def mnist(device: str, dtype: str, limit: int | None = None):
+    """The real MNIST training set (the first ``limit`` images; all 60,000 by default) on ``device``: (X, Y, labels)."""
+    dataset = data.load(backend.namespace(device), dtype, limit=limit)
+    return dataset.X_train, dataset.Y_train, dataset.y_train
+
+
+def host_params(dtype: str):
+    """He-initialised parameters drawn on the host, the same for every library."""
+    return nn.init_params(list(LAYERS), backend.standard_normal(backend.host_rng(SEED), backend.namespace("cpu"), dtype))
+
+
+def record(benchmark, *, impl: str, work: str, device: str, dtype: str, samples: int, flop: int, batch="full") -> None:
+    """Label a benchmark for the report and add samples/s and GFLOP/s from its median."""
+    benchmark.extra_info.update(
+        impl=impl, work=work, device=device, dtype=dtype, batch=batch, samples=samples, gflop=flop / 1e9
+    )
+    stats = getattr(benchmark, "stats", None)
+    if stats:
+        median = stats.stats.median
+        benchmark.extra_info.update(samples_per_s=samples / median, gflop_per_s=flop / 1e9 / median)

@@ -1,0 +1,52 @@
+"""The benchmark report: ratios from a saved run, the BLAS state, the forced-kernel warning."""
+
+from __future__ import annotations
+
+import json
+
+from benchmarks import report
+from benchmarks.machine import forced_coretype_warning, openblas_env
+
+
+def bench(impl, work, median, batch="full", dtype="float32"):
+    info = {"impl": impl, "work": work, "device": "cpu", "dtype": dtype, "batch": batch}
+    return {"extra_info": info, "stats": {"median": median}}
+
+
+def run_with(env, benchmarks):
+    blas = [{"internal_api": "openblas", "version": "0.3", "architecture": "SkylakeX", "num_threads": 2}]
+    return {"datetime": "2026-01-02T03:04:05", "machine_info": {"openblas_env": env, "blas": blas}, "benchmarks": benchmarks}
+
+
+def test_report_divides_our_median_by_each_peer(tmp_path, capsys):
+    path = tmp_path / "run.json"
+    benchmarks = [bench("ours", "step", 0.5), bench("floor", "step", 0.4), bench("keras", "step", 1.0)]
+    benchmarks += [bench("ours", "adam-epoch", 2.0, batch=32), bench("torch", "adam-epoch", 8.0, batch=32)]
+    path.write_text(json.dumps(run_with({}, benchmarks)))
+    assert report.main([str(path)]) == 0
+    text = capsys.readouterr().out
+    step_row = next(line for line in text.splitlines() if line.startswith("| full-batch SGD step"))
+    assert step_row.split("|")[8:11] == [" 1.25 ", " 0.50 ", " – "]
+    epoch_row = next(line for line in text.splitlines() if line.startswith("| Adam epoch, batch 32"))
+    assert epoch_row.split("|")[8:11] == [" – ", " – ", " 0.25 "]
+    assert "kernel SkylakeX" in text and "none set" in text and "Warning" not in text
+
+
+def test_report_warns_about_a_forced_core_type(tmp_path, capsys):
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(run_with({"OPENBLAS_CORETYPE": "Haswell"}, [bench("ours", "step", 0.5)])))
+    assert report.main([str(path)]) == 0
+    assert "OPENBLAS_CORETYPE=Haswell" in capsys.readouterr().out
+
+
+def test_openblas_env_keeps_only_openblas_variables():
+    env = {"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_L2_SIZE": "1048576", "OMP_NUM_THREADS": "2"}
+    assert openblas_env(env) == {"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_L2_SIZE": "1048576"}
+    assert forced_coretype_warning({}) is None
+
+
+def test_report_refuses_an_unreadable_run_in_one_line(tmp_path, capsys):
+    path = tmp_path / "broken.json"
+    path.write_text("{not json")
+    assert report.main([str(path)]) == 1
+    assert capsys.readouterr().err.startswith("error: ")
