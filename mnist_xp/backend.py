@@ -7,7 +7,7 @@ so the network's math never names a library.
 from __future__ import annotations
 
 import numpy as np
-from array_api_compat import array_namespace, is_cupy_array, is_numpy_array
+from array_api_compat import array_namespace, is_cupy_array, is_cupy_namespace, is_numpy_array, is_numpy_namespace
 
 from .errors import BackendError
 
@@ -24,6 +24,7 @@ __all__ = [
     "synchronize",
     "host_rng",
     "standard_normal",
+    "uniform_sampler",
 ]
 
 GPU_INSTALL_HINT = "install it with: pip install 'mnist-xp[gpu]'"
@@ -95,3 +96,22 @@ def standard_normal(rng: np.random.RandomState, xp, dtype: str):
         return to_device(rng.standard_normal(shape), xp, dtype)
 
     return normal
+
+
+def uniform_sampler(xp, key):
+    """A sampler ``uniform(shape, dtype)`` of U[0, 1) draws in ``xp``, seeded by the integer tuple ``key``.
+
+    The draws are a pure function of ``key`` (e.g. (seed, epoch, batch)), so training randomness
+    such as dropout masks needs no generator state to resume. NumPy and CuPy draw on their own
+    device; other namespaces (array-api-strict) draw on the host and copy the result over.
+    """
+    seed = int(np.random.SeedSequence(list(key)).generate_state(1, np.uint64)[0])
+    if is_cupy_namespace(xp):
+        import cupy
+
+        generator = cupy.random.default_rng(seed)
+        return lambda shape, dtype: generator.random(shape, dtype=getattr(cupy, dtype))
+    generator = np.random.default_rng(seed)
+    if is_numpy_namespace(xp):
+        return lambda shape, dtype: generator.random(shape, dtype=getattr(np, dtype))
+    return lambda shape, dtype: to_device(generator.random(shape, dtype=getattr(np, dtype)), xp)
