@@ -57,12 +57,13 @@ RECIPES = {
         "batch_size": 32,
     },
     # The quickest route found to 98 % with 784-128-10: Nesterov momentum, a short warm-up and a
-    # cosine decay to zero over a few epochs (chosen on a 5000-image validation split).
+    # cosine decay to zero over four epochs. Chosen on a 5000-image validation split: lr 0.3 beat
+    # 0.05, 0.1, 0.2, 0.4 and 0.5; batch 128 beat 64 and 256; five epochs gained too little to pay.
     "fast": {
         "hidden": [128],
         "optimizer": "nesterov",
         "momentum": 0.9,
-        "lr": 0.1,
+        "lr": 0.3,
         "epochs": 4,
         "batch_size": 128,
         "schedule": "cosine",
