@@ -70,16 +70,18 @@ RECIPES = {
         "warmup": 0.2,
     },
     # A wide two-hidden-layer MLP with dropout, trained with Nesterov momentum and a cosine decay.
+    # On the validation split, dropout 0.5 at lr 0.1 for 20 epochs (98.38 %) beat dropout 0.3 at
+    # lr 0.05 for 15 epochs (98.28 %), whose training loss fell far below its validation loss.
     "best": {
         "hidden": [1024, 1024],
         "optimizer": "nesterov",
         "momentum": 0.9,
-        "lr": 0.05,
+        "lr": 0.1,
         "epochs": 20,
         "batch_size": 128,
         "schedule": "cosine",
         "warmup": 1.0,
-        "dropout": 0.3,
+        "dropout": 0.5,
     },
 }
 
