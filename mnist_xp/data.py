@@ -7,7 +7,6 @@ names (gzipped or not) can be loaded instead, Fashion-MNIST for one.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import zlib
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .backend import to_device
-from .errors import DataError
+from .errors import DataError, LimitError
 
 BUNDLED_DIR = Path(__file__).parent / "datasets" / "mnist"
 CHECKSUM_FILE = "SHA256SUMS"
@@ -32,6 +31,9 @@ IMAGES_MAGIC = 0x00000803
 LABELS_MAGIC = 0x00000801
 _GZIP_MAGIC = b"\x1f\x8b"
 _IDX_UBYTE = 0x08
+# Deflate cannot expand its input by more than about 1032 times, so a gzip file of n bytes
+# holds at most this many times n bytes of data, whatever its IDX header claims.
+_MAX_DEFLATE_RATIO = 1032
 
 
 def parse_idx(raw: bytes, name: str = "<bytes>") -> np.ndarray:
@@ -55,23 +57,69 @@ def parse_idx(raw: bytes, name: str = "<bytes>") -> np.ndarray:
     if len(raw) != expected:
         problem = "truncated" if len(raw) < expected else "has trailing bytes"
         raise DataError(f"{name}: {problem}: header says {shape} ({expected} bytes), file has {len(raw)} bytes")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header_end).reshape(shape)
+    try:
+        return np.frombuffer(raw, dtype=np.uint8, offset=header_end).reshape(shape)
+    except ValueError:  # an empty array whose other dimensions NumPy cannot represent
+        raise DataError(f"{name}: header says {shape}, which is not a shape NumPy can hold") from None
 
 
 def read_idx(path: Path, expected_magic: int | None = None) -> np.ndarray:
     """Read an IDX file, gzipped or not, checking its magic number when one is expected."""
     raw = _read_bytes(path)
     if raw[:2] == _GZIP_MAGIC:
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise DataError(f"{path}: corrupted gzip data ({exc})") from None
+        raw = _gunzip_idx(raw, path)
     if expected_magic is not None and raw[:4] != expected_magic.to_bytes(4, "big"):
         raise DataError(f"{path}: wrong magic number 0x{raw[:4].hex()} (expected 0x{expected_magic:08x})")
     return parse_idx(raw, str(path))
 
 
+def _gunzip_idx(packed: bytes, path: Path) -> bytearray:
+    """Decompress a gzipped IDX file, never producing more than its header claims (plus one byte).
+
+    The header is inflated first; a claim beyond what the compressed bytes could expand to is
+    refused at once, and the body is then inflated only up to the claim, so a gzip bomb costs
+    no more memory than an honest file of the size it claims.
+    """
+    head = _inflate(packed, 4, path)
+    if len(head) < 4:
+        return head
+    header_size = 4 + 4 * head[3]
+    head = _inflate(packed, header_size, path)
+    if len(head) < header_size or head[:2] != b"\x00\x00":
+        return head
+    shape = tuple(int.from_bytes(head[i : i + 4], "big") for i in range(4, header_size, 4))
+    claimed = header_size + int(np.prod(shape, dtype=object))
+    if claimed > _MAX_DEFLATE_RATIO * len(packed):
+        raise DataError(
+            f"{path}: header says {shape} ({claimed} bytes), more than a {len(packed)}-byte gzip file can hold"
+        )
+    raw = _inflate(packed, claimed + 1, path)
+    if len(raw) > claimed:
+        raise DataError(f"{path}: has trailing bytes: header says {shape} ({claimed} bytes), the data goes on")
+    return raw
+
+
+def _inflate(packed: bytes, max_bytes: int, path: Path) -> bytearray:
+    """The first ``max_bytes`` bytes of gzip data (fewer if it holds fewer); members may be concatenated."""
+    out = bytearray()
+    rest = packed
+    try:
+        while rest and len(out) < max_bytes:
+            stream = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            out += stream.decompress(rest, max_bytes - len(out))
+            if len(out) >= max_bytes:
+                break
+            if not stream.eof:
+                raise DataError(f"{path}: corrupted gzip data (the compressed stream ends early)")
+            rest = stream.unused_data
+    except zlib.error as exc:
+        raise DataError(f"{path}: corrupted gzip data ({exc})") from None
+    return out
+
+
 def _read_bytes(path: Path) -> bytes:
+    if path.exists() and not path.is_file():
+        raise DataError(f"{path}: not a regular file")
     try:
         return path.read_bytes()
     except FileNotFoundError:
@@ -193,7 +241,7 @@ def load(xp, dtype: str = "float32", data_dir: Path | str | None = None, limit: 
     train, test = load_raw(data_dir)
     if limit is not None:
         if not 1 <= limit <= len(train.images):
-            raise DataError(f"--limit {limit} is outside 1..{len(train.images)} (the training set's size)")
+            raise LimitError(f"--limit {limit} is outside 1..{len(train.images)} (the training set's size)")
         train = RawSplit(train.images[:limit], train.labels[:limit])
     return Dataset(
         X_train=to_device(preprocess_images(train.images), xp, dtype),

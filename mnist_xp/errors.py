@@ -15,3 +15,27 @@ class ModelFileError(MnistXpError):
 
 class BackendError(MnistXpError):
     """The requested device cannot be used on this machine."""
+
+
+class ImageError(MnistXpError):
+    """An image file cannot be read, or holds no digit to recognize."""
+
+
+class PlotError(MnistXpError):
+    """Pictures cannot be made: matplotlib is missing, or the folder cannot be written."""
+
+
+class CheckpointError(MnistXpError):
+    """A checkpoint file cannot be read, or does not fit the run it is asked to continue."""
+
+
+class UsageError(MnistXpError):
+    """An option that parses but does not fit what it meets (the data, a checkpoint); reported like argparse."""
+
+
+class LimitError(DataError, UsageError):
+    """``limit`` asks for more training images than the data set holds."""
+
+
+class DivergenceError(MnistXpError):
+    """Training produced NaN or infinite values (most often the learning rate is too high)."""

@@ -7,7 +7,9 @@ against that description before anything is used.
 
 from __future__ import annotations
 
+import io
 import json
+import math
 import os
 import tempfile
 import zipfile
@@ -15,12 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelFileError
+from .errors import MnistXpError, ModelFileError
 from .nn import ACTIVATIONS
 
 FORMAT = "mnist-xp-model"
 FORMAT_VERSION = 1
 DTYPES = ("float32", "float64")
+MAX_LAYER_SIZE = 1_000_000
 
 
 def describe(params, activation: str) -> dict:
@@ -49,34 +52,111 @@ def save(path: Path | str, host_params, activation: str, extra: dict | None = No
     write_npz_atomically(path, arrays)
 
 
-def write_npz_atomically(path: Path, arrays: dict) -> None:
-    """Write ``arrays`` as an uncompressed .npz at ``path`` via a temporary file and a rename."""
+def write_npz_atomically(path: Path, arrays: dict, error: type[MnistXpError] = ModelFileError) -> None:
+    """Write ``arrays`` as an uncompressed .npz at ``path`` via a temporary file and a rename.
+
+    The rename is flushed to disk too, so after a crash ``path`` holds either the old file or
+    the new one, whole. A file system error becomes an ``error`` naming ``path``.
+    """
     folder = path.parent if str(path.parent) else Path(".")
-    folder.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise error(f"{path}: cannot write ({exc.strerror or exc})") from None
+    try:
+        os.fchmod(handle, 0o666 & ~_umask())  # mkstemp makes the file private; give it the usual mode
         with os.fdopen(handle, "wb") as stream:
             np.savez(stream, **arrays)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
-    except BaseException:
+        _fsync_folder(folder)
+    except BaseException as exc:
         Path(temporary).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise error(f"{path}: cannot write ({exc.strerror or exc})") from None
         raise
 
 
-def read_npz(path: Path | str) -> dict:
-    """Read every array of an .npz file with pickle disabled; any failure is a ModelFileError."""
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (where the system lets folders be opened)."""
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
+
+
+def read_npz(path: Path | str, error: type[MnistXpError] = ModelFileError, kind: str = "model file") -> dict:
+    """Read every array of an uncompressed .npz file; any failure is an ``error`` naming the file.
+
+    Nothing is unpickled, and nothing is allocated beyond what the file holds: the archive's
+    members must be stored uncompressed and together no larger than the file, and each
+    member's .npy header must describe exactly the bytes stored after it.
+    """
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {name: archive[name] for name in archive.files}
+        if path.is_dir():
+            raise error(f"{path}: is a folder, not a {kind}")
+        if path.exists() and not path.is_file():
+            raise error(f"{path}: not a regular file")
+        size = path.stat().st_size
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            for member in members:
+                if member.compress_type != zipfile.ZIP_STORED or member.compress_size != member.file_size:
+                    raise ValueError(f"member {member.filename!r} is compressed; only uncompressed .npz files are read")
+            claimed = sum(member.file_size for member in members)
+            if claimed > size:
+                raise ValueError(f"its members claim {claimed} bytes in a {size}-byte file")
+            arrays = {}
+            for member in members:
+                name = member.filename.removesuffix(".npy")
+                if name == member.filename or name in arrays:
+                    raise ValueError(f"unexpected member {member.filename!r}")
+                with archive.open(member) as stream:
+                    arrays[name] = _parse_npy(stream.read(), name)
+            return arrays
     except FileNotFoundError:
-        raise ModelFileError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise ModelFileError(f"{path}: is a folder, not a model file") from None
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise ModelFileError(f"{path}: not a readable mnist-xp model file ({_first_line(exc)})") from None
+        raise error(f"{path}: file not found") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError, NotImplementedError, RuntimeError) as exc:
+        raise error(f"{path}: not a readable mnist-xp {kind} ({_first_line(exc)})") from None
+
+
+_NPY_KINDS = "biufU"  # booleans, integers, floats and text: never objects, records or raw bytes
+
+
+def _parse_npy(raw: bytes, name: str) -> np.ndarray:
+    """One .npy member to a (writable) array, after checking its header against its length (ValueError if not)."""
+    stream = io.BytesIO(raw)
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(stream)
+    elif version == (2, 0):
+        shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(stream)
+    else:
+        raise ValueError(f"array {name}: .npy format version {version} is not supported")
+    if dtype.kind not in _NPY_KINDS or dtype.fields is not None or dtype.subdtype is not None:
+        raise ValueError(f"array {name}: element type {dtype.str} is not supported")
+    if any(n < 0 for n in shape):
+        raise ValueError(f"array {name}: invalid shape {shape}")
+    stored = len(raw) - stream.tell()
+    if stored != math.prod(shape) * dtype.itemsize:
+        raise ValueError(f"array {name}: header says shape {shape} of {dtype.str}, but {stored} bytes are stored")
+    array = np.frombuffer(bytearray(raw[stream.tell() :]), dtype=dtype)
+    return array.reshape(shape, order="F" if fortran_order else "C")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -112,7 +192,7 @@ def parse_meta(path: Path, arrays: dict) -> dict:
         raise ModelFileError(f"{path}: no model description (not an mnist-xp model file)")
     try:
         meta = json.loads(str(raw))
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ModelFileError(f"{path}: model description is not valid JSON") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not an mnist-xp model file")
@@ -124,7 +204,7 @@ def parse_meta(path: Path, arrays: dict) -> dict:
     if (
         not isinstance(sizes, list)
         or len(sizes) < 2
-        or not all(isinstance(n, int) and not isinstance(n, bool) and 0 < n <= 1_000_000 for n in sizes)
+        or not all(isinstance(n, int) and not isinstance(n, bool) and 0 < n <= MAX_LAYER_SIZE for n in sizes)
     ):
         raise ModelFileError(f"{path}: invalid layer sizes {sizes!r}")
     if meta.get("activation") not in ACTIVATIONS:

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from . import schedules
-from .errors import MnistXpError
+from .errors import MnistXpError, UsageError
 from .optim import adam, momentum, sgd
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
@@ -91,7 +91,7 @@ def make_optimizer(settings: dict):
     name = settings["optimizer"]
     decay = settings["weight_decay"]
     if decay is not None and name != "adamw":
-        raise MnistXpError(f"--weight-decay applies to adamw only (for {name}, penalise the weights with --l2)")
+        raise UsageError(f"--weight-decay applies to adamw only (for {name}, penalise the weights with --l2)")
     if name == "sgd":
         return sgd()
     if name in ("momentum", "nesterov"):

@@ -3,19 +3,26 @@
     python -m mnist_xp.train --device cpu
     python -m mnist_xp.train --recipe seed
     python -m mnist_xp.train --recipe fast --report report.json
+    python -m mnist_xp.train --checkpoint run.npz        # then, after a crash or Ctrl-C:
+    python -m mnist_xp.train --resume run.npz
+
+Exit codes: 0 done, 1 a file or device problem, 2 a bad option, 3 training diverged,
+130 / 143 interrupted by SIGINT / SIGTERM (after saving a checkpoint when --checkpoint is given).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import sys
 import time
 from pathlib import Path
 
 from tqdm import tqdm
 
-from . import backend, data, metrics, modelfile, nn, schedules
-from .errors import MnistXpError
+from . import backend, checkpoint, curves, data, guard, metrics, modelfile, nn, plots, resume, schedules
+from .errors import DivergenceError, MnistXpError, UsageError
 from .recipes import OPTIMIZERS, RECIPES, make_optimizer, make_schedule
 from .training import TrainState, batch_slices, fit
 from .validation import EarlyStopping, carve
@@ -65,7 +72,33 @@ def hidden_sizes(text: str) -> list[int]:
     """'128' or '256,128' to [128] or [256, 128]; an empty string means no hidden layer."""
     if text.strip() == "":
         return []
-    return [positive_int(part.strip()) for part in text.split(",")]
+    sizes = [positive_int(part.strip()) for part in text.split(",")]
+    if max(sizes) > modelfile.MAX_LAYER_SIZE:
+        raise argparse.ArgumentTypeError(f"{text!r}: a layer may have at most {modelfile.MAX_LAYER_SIZE} units")
+    return sizes
+
+
+def seed_value(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"{text!r} is outside 0..{2**32 - 1}")
+    return value
+
+
+def output_path(text: str) -> Path:
+    """A file this run may write: not a folder, and in a folder that exists (or can be made) and is writable."""
+    path = Path(text)
+    if text == "" or path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a folder, not a file name")
+    folder = path.absolute().parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"{text!r} cannot be written: {folder} is not a writable folder")
+    return path
 
 
 def batch_size(text: str) -> int | str:
@@ -77,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m mnist_xp.train",
         description="Train a from-scratch multilayer perceptron on MNIST and report its test accuracy.",
+        epilog="exit codes: 0 done, 1 a file or device problem, 2 a bad option, 3 training diverged, "
+        "130 / 143 interrupted by SIGINT / SIGTERM",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--device", choices=backend.DEVICES, default="cpu", help="cpu runs on NumPy, gpu on CuPy")
@@ -101,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--init", choices=sorted(nn.INITIALIZERS), help="weight initialisation: he, or small = randn * 0.01 (default he)"
     )
     parser.add_argument("--dtype", choices=backend.DTYPES, help="floating-point type (default float32)")
-    parser.add_argument("--seed", type=int, help="seed for the initial weights and the batch order (default 0)")
+    parser.add_argument("--seed", type=seed_value, help="seed for the initial weights and the batch order (default 0)")
     parser.add_argument("--limit", type=positive_int, default=None, help="train on the first N training images only")
     parser.add_argument(
         "--data-dir",
@@ -109,7 +144,37 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="folder with IDX files named like MNIST's (gzipped or not); default: the bundled MNIST",
     )
-    parser.add_argument("--save", type=Path, default=None, metavar="PATH", help="write the trained model (.npz) here")
+    parser.add_argument("--save", type=output_path, default=None, metavar="PATH", help="write the trained model (.npz) here")
+    parser.add_argument(
+        "--checkpoint",
+        type=output_path,
+        default=None,
+        metavar="PATH",
+        help="keep the run's state in this file (atomically replaced), to --resume it after a crash or interrupt",
+    )
+    parser.add_argument(
+        "--checkpoint-every",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="write the checkpoint every N epochs (default 1)",
+    )
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="continue the run saved in this checkpoint, with its settings; only --epochs (to train longer) and --lr "
+        "may change them; checkpoints keep going to PATH unless --checkpoint names another file",
+    )
+    parser.add_argument(
+        "--plots",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write pictures (digits, training curves, confusion matrix, mistakes, weights) into DIR; "
+        "measures test accuracy every epoch; needs the plot extra",
+    )
     parser.add_argument(
         "--log-every", type=positive_int, default=None, metavar="N", help="print a line every N epochs (default: 10 lines a run)"
     )
@@ -148,7 +213,7 @@ def add_optimization_options(parser: argparse.ArgumentParser) -> None:
         help="with --val: stop after this many epochs without a lower validation loss and keep the best epoch's weights",
     )
     group.add_argument(
-        "--report", type=Path, default=None, metavar="PATH", help="write the test evaluation and run history as JSON here"
+        "--report", type=output_path, default=None, metavar="PATH", help="write the test evaluation and run history as JSON here"
     )
 
 
@@ -164,20 +229,31 @@ def resolve_settings(args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> dict:
     """Train as ``args`` say; return a summary with the test accuracy and the training time."""
+    saved = None
+    if args.resume is not None:
+        saved = checkpoint.load(args.resume)
+        args = resume.merge(build_parser(), args, saved)
     settings = resolve_settings(args)
+    if args.plots is not None:
+        plots.require()
     xp = backend.namespace(args.device)
     dataset = data.load(xp, settings["dtype"], args.data_dir, args.limit)
     if settings["patience"] is not None and settings["val"] is None:
-        raise MnistXpError("--patience needs a validation split: add --val N")
+        raise UsageError("--patience needs a validation split: add --val N")
     optimizer = make_optimizer(settings)
     validation = None
     if settings["val"] is not None:
         dataset, validation = carve(dataset, settings["val"], settings["seed"])
     n_train = dataset.X_train.shape[0]
     layer_sizes = [INPUT_SIZE, *settings["hidden"], data.NUM_CLASSES]
-    normal = backend.standard_normal(backend.host_rng(settings["seed"]), xp, settings["dtype"])
-    params = nn.init_params(layer_sizes, normal, settings["init"])
     batch = None if settings["batch_size"] == "full" else settings["batch_size"]
+    if saved is None:
+        normal = backend.standard_normal(backend.host_rng(settings["seed"]), xp, settings["dtype"])
+        params = nn.init_params(layer_sizes, normal, settings["init"])
+        state = TrainState(params, optimizer.init(params))
+    else:
+        resume.check_steps(saved, n_train, batch)
+        state = checkpoint.restore(saved, xp, optimizer, layer_sizes, settings["dtype"])
     epochs = settings["epochs"]
     log_every = args.log_every or max(1, epochs // 10)
     schedule = make_schedule(settings, len(batch_slices(n_train, batch)))
@@ -188,33 +264,52 @@ def run(args: argparse.Namespace) -> dict:
         f"{epochs} epochs, batch {settings['batch_size']}, lr {settings['lr']}, {settings['dtype']} on {args.device}"
     )
     print(describe_optimization(settings))
-    progress = tqdm(total=epochs, unit="epoch", disable=None, leave=False, dynamic_ncols=True)
+    if saved is not None:
+        print(f"resuming {args.resume} after epoch {saved.epoch}")
+    progress = tqdm(total=epochs, initial=state.epoch, unit="epoch", disable=None, leave=False, dynamic_ncols=True)
+    data_dir = None if args.data_dir is None else str(Path(args.data_dir).absolute())
+    keeper = guard.Keeper(
+        state,
+        settings | {"limit": args.limit, "data_dir": data_dir},
+        args.checkpoint or args.resume,
+        args.checkpoint_every or 1,
+    )
 
     def on_epoch(state, result):
         stop = stopper is not None and stopper(state, result)
+        if args.plots is not None:
+            result.metrics.update(curves.epoch_metrics(state.params, dataset, settings["activation"]))
         progress.update(1)
         progress.set_postfix(loss=f"{result.loss:.4f}")
         if result.epoch % log_every == 0 or result.epoch in (1, epochs) or stop:
             shown = "".join(f"  {name} {value:.4f}" for name, value in result.metrics.items())
             progress.write(f"epoch {result.epoch:>{len(str(epochs))}}/{epochs}  loss {result.loss:.4f}{shown}")
+        keeper.on_epoch(state, result)  # last: it checks for divergence and checkpoints the finished epoch
         return stop
 
     started = time.perf_counter()
     try:
-        state = fit(
-            TrainState(params, optimizer.init(params)),
-            dataset.X_train,
-            dataset.Y_train,
-            optimizer=optimizer,
-            learning_rate=schedule,
-            epochs=epochs,
-            batch_size=batch,
-            activation=settings["activation"],
-            seed=settings["seed"],
-            on_epoch=on_epoch,
-            dropout=settings["dropout"],
-            l2=settings["l2"],
-        )
+        with guard.interrupts_raise(), guard.float_warnings_off():
+            try:
+                state = fit(
+                    state,
+                    dataset.X_train,
+                    dataset.Y_train,
+                    optimizer=optimizer,
+                    learning_rate=schedule,
+                    epochs=epochs,
+                    batch_size=batch,
+                    activation=settings["activation"],
+                    seed=settings["seed"],
+                    on_epoch=on_epoch,
+                    dropout=settings["dropout"],
+                    l2=settings["l2"],
+                )
+                keeper.save()
+            except guard.Interrupted as stop:
+                progress.close()
+                report_interrupt(stop, keeper)
+                raise
     finally:
         progress.close()
     train_seconds = time.perf_counter() - started
@@ -229,10 +324,23 @@ def run(args: argparse.Namespace) -> dict:
     if args.report is not None:
         metrics.write_json(args.report, run_report(args, settings, state, test, train_seconds, stopper))
         print(f"report written to {args.report}")
+    host_params = [(backend.to_host(W), backend.to_host(b)) for W, b in params]
     if args.save is not None:
-        host_params = [(backend.to_host(W), backend.to_host(b)) for W, b in params]
-        modelfile.save(args.save, host_params, settings["activation"], extra={"test_accuracy": test_accuracy})
+        extra = {"test_accuracy": test_accuracy, "history": curves.history_records(state.history)}
+        modelfile.save(args.save, host_params, settings["activation"], extra=extra)
         print(f"model saved to {args.save}")
+    if args.plots is not None:
+        written = plots.write_pictures(
+            args.plots,
+            host_params,
+            settings["activation"],
+            backend.to_host(dataset.X_train).reshape(-1, 28, 28),
+            dataset.y_train,
+            backend.to_host(dataset.X_test).reshape(-1, 28, 28),
+            dataset.y_test,
+            curves.history_records(state.history),
+        )
+        print(f"pictures written to {args.plots}: {', '.join(path.name for path in written)}")
     return {
         "test_accuracy": test_accuracy,
         "train_seconds": train_seconds,
@@ -265,24 +373,59 @@ def run_report(args, settings: dict, state: TrainState, test: dict, train_second
         "train_seconds": train_seconds,
         "epochs_run": state.epoch,
         "best_epoch": None if stopper is None else stopper.best_epoch,
-        "history": [
-            {"epoch": r.epoch, "loss": r.loss, "seconds": r.seconds, "learning_rate": r.learning_rate, **r.metrics}
-            for r in state.history
-        ],
+        "history": curves.history_records(state.history),
         "test": test,
     }
 
 
+def report_interrupt(stop: guard.Interrupted, keeper: guard.Keeper) -> None:
+    """Write the last finished epoch's checkpoint (if checkpointing) and say how to resume from it."""
+    saved = keeper.save()
+    if saved is None:
+        note = "nothing saved (give --checkpoint PATH to make a run resumable)"
+    else:
+        note = (
+            f"the state after epoch {saved.epoch} is saved in {keeper.path}; "
+            f"continue with: python -m mnist_xp.train --resume {shlex.quote(str(keeper.path))}"
+        )
+    print(f"interrupted by {stop}: {note}", file=sys.stderr)
+
+
+def _same_file(path: Path, other: Path | None) -> bool:
+    return other is not None and path.absolute() == other.absolute()
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.checkpoint_every is not None and args.checkpoint is None and args.resume is None:
+        parser.error("argument --checkpoint-every: needs --checkpoint PATH (or --resume PATH)")
+    if args.checkpoint is not None and args.checkpoint.exists() and not _same_file(args.checkpoint, args.resume):
+        parser.error(
+            f"argument --checkpoint: {args.checkpoint} already exists; continue that run with "
+            f"--resume {shlex.quote(str(args.checkpoint))}, or delete the file to start afresh"
+        )
+    kept = args.checkpoint or args.resume
+    if args.save is not None and _same_file(args.save, kept):
+        parser.error(f"argument --save: {args.save} is also the checkpoint; give the model another file name")
     try:
         run(args)
+    except UsageError as exc:
+        parser.error(str(exc))
+    except DivergenceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
     except MnistXpError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except guard.Interrupted as stop:
+        return stop.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("error: not enough memory for this run (try smaller --hidden layers or a --limit)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -13,7 +13,7 @@ from array_api_compat import array_namespace
 
 from .backend import to_device
 from .data import Dataset
-from .errors import MnistXpError
+from .errors import UsageError
 from .training import evaluate, mean_loss
 
 VALIDATION_STREAM = 2
@@ -23,7 +23,7 @@ VALIDATION_STREAM = 2
 def split_indices(seed: int, n: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Sorted (train, validation) index arrays: ``size`` of the ``n`` samples, chosen by ``seed``, go to validation."""
     if not 0 < size < n:
-        raise MnistXpError(f"--val {size} must leave some training images: choose 1..{n - 1}")
+        raise UsageError(f"--val {size} must leave some training images: choose 1..{n - 1}")
     order = np.random.default_rng([VALIDATION_STREAM, seed]).permutation(n)
     return np.sort(order[size:]), np.sort(order[:size])
 

@@ -39,7 +39,7 @@ def test_report_holds_history_validation_metrics_and_confusion_matrix(tmp_path):
     assert "optimizer nesterov (momentum 0.9), cosine schedule, warm-up 0.5 epochs, dropout 0.2, l2 0.0001, validation 500 images" in result.stdout
     report = json.loads(report_path.read_text())
     assert [entry["epoch"] for entry in report["history"]] == [1, 2]
-    assert all(0 <= entry["val_accuracy"] <= 1 and entry["val_loss"] > 0 for entry in report["history"])
+    assert all(0 <= entry["metrics"]["val_accuracy"] <= 1 and entry["metrics"]["val_loss"] > 0 for entry in report["history"])
     test = report["test"]
     assert sum(map(sum, test["confusion_matrix"])) == 10_000 == test["samples"]
     accuracy_line = next(line for line in result.stdout.splitlines() if line.startswith("test accuracy"))
@@ -63,9 +63,9 @@ def test_patience_stops_early_and_restores_the_best_epoch():
         (["--l2", "-0.1"], 2, "argument --l2: '-0.1' must be a finite number >= 0"),
         (["--optimizer", "rmsprop"], 2, "argument --optimizer: invalid choice: 'rmsprop'"),
         (["--schedule", "linear"], 2, "argument --schedule: invalid choice: 'linear'"),
-        (["--patience", "3"], 1, "error: --patience needs a validation split: add --val N"),
-        (["--optimizer", "adam", "--weight-decay", "0.1"], 1, "error: --weight-decay applies to adamw only"),
-        (["--val", "60000"], 1, "error: --val 60000 must leave some training images: choose 1..59999"),
+        (["--patience", "3"], 2, "error: --patience needs a validation split: add --val N"),
+        (["--optimizer", "adam", "--weight-decay", "0.1"], 2, "error: --weight-decay applies to adamw only"),
+        (["--val", "60000"], 2, "error: --val 60000 must leave some training images: choose 1..59999"),
     ],
 )
 def test_bad_optimization_options_give_a_one_line_error(args, code, message):

@@ -1,0 +1,226 @@
+"""The training command under stress: option validation, resume, divergence, SIGINT/SIGTERM and SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from mnist_xp import checkpoint, modelfile, train
+from mnist_xp.recipes import RECIPES
+from mnist_xp.training import EpochResult, TrainState
+
+PROG = "python -m mnist_xp.train"
+
+
+def run_main(argv, capsys):
+    """Run the command in this process; return (exit code, stdout, stderr)."""
+    try:
+        code = train.main([str(arg) for arg in argv])
+    except SystemExit as exc:
+        code = exc.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def small_checkpoint(tmp_path_factory):
+    """A checkpoint of a 784-8-10 run after 2 epochs on the first 100 images (random weights: only its settings matter)."""
+    rng = np.random.default_rng(0)
+    params = [(rng.normal(size=(784, 8)).astype(np.float32), np.zeros(8, np.float32)),
+              (rng.normal(size=(8, 10)).astype(np.float32), np.zeros(10, np.float32))]
+    history = [EpochResult(epoch, 1.0, 0.1, 0.5) for epoch in (1, 2)]
+    settings = RECIPES["default"] | {"hidden": [8], "limit": 100, "data_dir": None}
+    path = tmp_path_factory.mktemp("resume") / "run.npz"
+    checkpoint.save(path, checkpoint.snapshot(TrainState(params, [], 2, 2, history), settings))
+    return path
+
+
+@pytest.fixture(scope="module")
+def a_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("file") / "plain.txt"
+    path.write_text("not a folder")
+    return path
+
+
+BAD_OPTIONS = [
+    (["--epochs", "0"], "argument --epochs: '0' must be positive"),
+    (["--epochs", "-3"], "argument --epochs: '-3' must be positive"),
+    (["--epochs", "2.5"], "argument --epochs: '2.5' is not a whole number"),
+    (["--lr", "0"], "argument --lr: '0' must be a positive finite number"),
+    (["--lr", "-0.1"], "argument --lr: '-0.1' must be a positive finite number"),
+    (["--lr", "nan"], "argument --lr: 'nan' must be a positive finite number"),
+    (["--lr", "inf"], "argument --lr: 'inf' must be a positive finite number"),
+    (["--lr", "fast"], "argument --lr: 'fast' is not a number"),
+    (["--batch-size", "0"], "argument --batch-size: '0' must be positive"),
+    (["--batch-size", "half"], "argument --batch-size: 'half' is not a whole number"),
+    (["--hidden", "128,0"], "argument --hidden: '0' must be positive"),
+    (["--hidden", "128,,64"], "argument --hidden: '' is not a whole number"),
+    (["--hidden", "1.5"], "argument --hidden: '1.5' is not a whole number"),
+    (["--hidden", "-8"], "argument --hidden: '-8' must be positive"),
+    (["--hidden", "2000000"], "argument --hidden: '2000000': a layer may have at most 1000000 units"),
+    (["--activation", "swish"], "argument --activation: invalid choice: 'swish'"),
+    (["--device", "tpu"], "argument --device: invalid choice: 'tpu'"),
+    (["--dtype", "float16"], "argument --dtype: invalid choice: 'float16'"),
+    (["--init", "zeros"], "argument --init: invalid choice: 'zeros'"),
+    (["--recipe", "no-such-recipe"], "argument --recipe: invalid choice: 'no-such-recipe'"),
+    (["--seed", "-1"], "argument --seed: '-1' is outside 0..4294967295"),
+    (["--seed", "4294967296"], "argument --seed: '4294967296' is outside 0..4294967295"),
+    (["--limit", "0"], "argument --limit: '0' must be positive"),
+    (["--limit", "70000"], "--limit 70000 is outside 1..60000 (the training set's size)"),
+    (["--log-every", "0"], "argument --log-every: '0' must be positive"),
+    (["--checkpoint-every", "0", "--checkpoint", "x.npz"], "argument --checkpoint-every: '0' must be positive"),
+    (["--checkpoint-every", "2"], "argument --checkpoint-every: needs --checkpoint PATH (or --resume PATH)"),
+    (["--save", "{tmp}"], "argument --save: '{tmp}' is a folder, not a file name"),
+    (["--checkpoint", "{tmp}"], "argument --checkpoint: '{tmp}' is a folder, not a file name"),
+    (["--save", "{file}/model.npz"], "argument --save: '{file}/model.npz' cannot be written: {file} is not a writable folder"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
+    (["--checkpoint", "{tmp}/run.npz", "--save", "{tmp}/run.npz"],
+     "argument --save: {tmp}/run.npz is also the checkpoint; give the model another file name"),
+    (["--resume", "{ckpt}", "--save", "{ckpt}"], "argument --save: {ckpt} is also the checkpoint"),
+    (["--checkpoint", "{ckpt}"],
+     "argument --checkpoint: {ckpt} already exists; continue that run with --resume {ckpt}, or delete the file"),
+    (["--resume", "{ckpt}", "--hidden", "64"],
+     "argument --hidden: cannot be changed when resuming (the checkpoint has 8); only --epochs and --lr can"),
+    (["--resume", "{ckpt}", "--limit", "200"], "argument --limit: cannot be changed when resuming (the checkpoint has 100)"),
+    (["--resume", "{ckpt}", "--seed", "5"], "argument --seed: cannot be changed when resuming (the checkpoint has 0)"),
+    (["--resume", "{ckpt}", "--batch-size", "full"], "argument --batch-size: cannot be changed when resuming"),
+    (["--resume", "{ckpt}", "--recipe", "seed"], "argument --recipe: not allowed with --resume"),
+    (["--resume", "{ckpt}", "--epochs", "1"], "argument --epochs: the checkpoint has done 2 epochs already"),
+]
+
+
+@pytest.mark.parametrize("argv, message", BAD_OPTIONS, ids=[" ".join(argv) for argv, _ in BAD_OPTIONS])
+def test_bad_options_are_usage_errors(argv, message, capsys, tmp_path, a_file, small_checkpoint):
+    places = {"tmp": tmp_path, "file": a_file, "ckpt": small_checkpoint}
+    code, out, err = run_main([arg.format(**places) for arg in argv], capsys)
+    lines = err.strip().splitlines()
+    assert code == 2
+    assert lines[0].startswith(f"usage: {PROG}") and "Traceback" not in err
+    assert lines[-1].startswith(f"{PROG}: error: ") and message.format(**places) in lines[-1]
+    assert not list(tmp_path.iterdir())
+
+
+def test_unreadable_checkpoints_are_file_errors(capsys, tmp_path, small_checkpoint):
+    model = tmp_path / "model.npz"
+    modelfile.save(model, [(np.zeros((784, 10), np.float32), np.zeros(10, np.float32))], "relu")
+    arrays = modelfile.read_npz(small_checkpoint)
+    arrays["meta"] = np.array(str(arrays["meta"]).replace('"lr": 0.5', '"lr": -1'))
+    edited = tmp_path / "edited.npz"
+    np.savez(edited, **arrays)
+    for path, message in [
+        (tmp_path / "absent.npz", "absent.npz: file not found"),
+        (model, "model.npz: not an mnist-xp checkpoint"),
+        (edited, "edited.npz: setting --lr has an invalid value -1"),
+    ]:
+        code, _, err = run_main(["--resume", path], capsys)
+        assert code == 1 and err.strip() == f"error: {path.parent}/{message}"
+
+
+def test_resume_gives_the_weights_of_an_uninterrupted_run(capsys, tmp_path):
+    common = ["--limit", "600", "--hidden", "32", "--batch-size", "100", "--log-every", "1"]
+    straight, half = tmp_path / "straight.npz", tmp_path / "half.npz"
+    assert run_main([*common, "--epochs", "4", "--checkpoint", straight, "--checkpoint-every", "3"], capsys)[0] == 0
+    assert run_main([*common, "--epochs", "2", "--checkpoint", half], capsys)[0] == 0
+    code, out, _ = run_main(["--resume", half, "--epochs", "4", "--save", tmp_path / "model.npz"], capsys)
+    assert code == 0
+    assert f"resuming {half} after epoch 2" in out
+    assert [line.split()[1] for line in out.splitlines() if line.startswith("epoch")] == ["3/4", "4/4"]
+
+    expected, resumed = checkpoint.load(straight), checkpoint.load(half)
+    assert resumed.epoch == expected.epoch == 4 and resumed.step == expected.step == 24
+    assert [r.loss for r in resumed.history] == [r.loss for r in expected.history]
+    assert resumed.settings == expected.settings
+    for (W1, b1), (W2, b2) in zip(expected.params, resumed.params):
+        np.testing.assert_array_equal(W1, W2)
+        np.testing.assert_array_equal(b1, b2)
+    model, _ = modelfile.load(tmp_path / "model.npz")
+    np.testing.assert_array_equal(model[0][0], expected.params[0][0])
+
+
+def test_divergence_stops_with_exit_3_and_keeps_the_last_good_checkpoint(capsys, tmp_path):
+    ck, model = tmp_path / "run.npz", tmp_path / "model.npz"
+    code, out, err = run_main(
+        ["--limit", "300", "--epochs", "5", "--lr", "1e10", "--checkpoint", ck, "--save", model], capsys
+    )
+    assert code == 3
+    match = re.fullmatch(
+        r"error: training diverged in epoch (\d+): the loss is nan \(learning rate 1e\+10\); "
+        r"try a lower learning rate, e.g. --lr 1e\+09; the last good state \(epoch (\d+)\) is in (\S+): "
+        r"--resume (\S+) --lr 1e\+09",
+        err.strip(),
+    )
+    assert match, err
+    assert int(match[2]) == int(match[1]) - 1 and match[3] == match[4] == str(ck)
+    assert checkpoint.load(ck).epoch == int(match[2])
+    assert not model.exists() and "test accuracy" not in out
+
+
+def python_train(*args, **popen):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "mnist_xp.train", *map(str, args)], env=env, text=True, **popen)
+
+
+@pytest.mark.parametrize("signum, code, keep", [(signal.SIGINT, 130, True), (signal.SIGTERM, 143, False)])
+def test_interrupt_saves_a_checkpoint_and_says_how_to_resume(capsys, tmp_path, signum, code, keep):
+    ck = tmp_path / "run.npz"
+    args = ["--limit", "500", "--hidden", "16", "--epochs", "10000", "--log-every", "1"]
+    process = python_train(*args, *(["--checkpoint", ck] if keep else []), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    for line in process.stdout:  # wait for the first finished epoch (its line comes before its checkpoint)
+        if line.startswith("epoch"):
+            break
+    while keep and not ck.exists():
+        assert process.poll() is None
+        time.sleep(0.01)
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == code
+    name = signal.Signals(signum).name
+    if not keep:
+        assert err.strip() == f"interrupted by {name}: nothing saved (give --checkpoint PATH to make a run resumable)"
+        return
+    match = re.fullmatch(
+        rf"interrupted by {name}: the state after epoch (\d+) is saved in (\S+); "
+        rf"continue with: {PROG} --resume (\S+)",
+        err.strip(),
+    )
+    assert match, err
+    assert match[2] == match[3] == str(ck)
+    saved = checkpoint.load(ck)
+    assert saved.epoch == int(match[1]) >= 1
+    assert run_main(["--resume", ck, "--epochs", saved.epoch + 1], capsys)[0] == 0
+    assert checkpoint.load(ck).epoch == saved.epoch + 1
+
+
+def test_sigkill_at_any_moment_leaves_a_loadable_checkpoint(tmp_path):
+    """Kill a run that checkpoints every epoch at random moments, resume it, kill it again: the file always loads."""
+    ck = tmp_path / "run.npz"
+    chooser = random.Random(6)
+    epochs = []
+    for attempt in range(4):
+        if ck.exists():
+            args = ["--resume", ck]
+        else:
+            args = ["--limit", "64", "--batch-size", "full", "--hidden", "300", "--epochs", "100000", "--checkpoint", ck]
+        started = time.time()
+        process = python_train(*args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        while not (ck.exists() and ck.stat().st_mtime > started):  # the run is now writing checkpoints
+            assert process.poll() is None, process.stderr.read()
+            assert time.time() - started < 120
+            time.sleep(0.01)
+        time.sleep(chooser.uniform(0.0, 0.4))
+        process.kill()
+        process.communicate(timeout=60)
+        assert process.returncode == -signal.SIGKILL
+        saved = checkpoint.load(ck)
+        assert saved.epoch >= max(epochs, default=1) and len(saved.history) == saved.epoch
+        epochs.append(saved.epoch)
+    leftovers = {p.name for p in tmp_path.iterdir()} - {"run.npz"}
+    assert all(re.fullmatch(r"\.run\.npz\.\w+\.tmp", name) for name in leftovers)
