@@ -8,9 +8,12 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
+from mnist_xp import checkpoint
 from test_cli import run_train
+from test_cli_resilience import run_main
 
 HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
 
@@ -91,3 +94,23 @@ def test_keras_peer_trains_the_tutorial_model():
     line = result.stdout.strip().splitlines()[-1]
     assert line.startswith("keras: test accuracy") and "1 epochs, batch 32" in line
     assert 80 < float(line.split()[3]) < 100
+
+
+def test_resumed_run_with_dropout_schedule_and_validation_is_bit_identical(capsys, tmp_path):
+    common = [
+        "--limit", "600", "--hidden", "32", "--batch-size", "100", "--optimizer", "nesterov", "--lr", "0.05",
+        "--schedule", "step", "--step-every", "1", "--step-factor", "0.5", "--warmup", "0.5",
+        "--dropout", "0.3", "--l2", "1e-4", "--val", "100",
+    ]
+    straight, half = tmp_path / "straight.npz", tmp_path / "half.npz"
+    assert run_main([*common, "--epochs", "4", "--checkpoint", straight], capsys)[0] == 0
+    assert run_main([*common, "--epochs", "2", "--checkpoint", half], capsys)[0] == 0
+    code, out, _ = run_main(["--resume", half, "--epochs", "4"], capsys)
+    assert code == 0 and f"resuming {half} after epoch 2" in out
+    expected, resumed = checkpoint.load(straight), checkpoint.load(half)
+    assert resumed.step == expected.step == 20
+    assert [r.loss for r in resumed.history] == [r.loss for r in expected.history]
+    assert [r.metrics["val_loss"] for r in resumed.history] == [r.metrics["val_loss"] for r in expected.history]
+    for (W1, b1), (W2, b2) in zip(expected.params, resumed.params):
+        np.testing.assert_array_equal(W1, W2)
+        np.testing.assert_array_equal(b1, b2)
