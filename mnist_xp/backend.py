@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 
 import numpy as np
-from array_api_compat import array_namespace, is_cupy_array, is_numpy_array
+from array_api_compat import array_namespace, is_cupy_array, is_cupy_namespace, is_numpy_array, is_numpy_namespace
 
 from .errors import BackendError
 
@@ -27,6 +27,7 @@ __all__ = [
     "host_rng",
     "standard_normal",
     "serial_blas",
+    "uniform_sampler",
 ]
 
 SERIAL_BLAS_MAX_ROWS = 512
@@ -118,3 +119,22 @@ def serial_blas(array, rows: int):
     except ImportError:
         return contextlib.nullcontext()
     return threadpool_limits(limits=1, user_api="blas")
+
+
+def uniform_sampler(xp, key):
+    """A sampler ``uniform(shape, dtype)`` of U[0, 1) draws in ``xp``, seeded by the integer tuple ``key``.
+
+    The draws are a pure function of ``key`` (e.g. (seed, epoch, batch)), so training randomness
+    such as dropout masks needs no generator state to resume. NumPy and CuPy draw on their own
+    device; other namespaces (array-api-strict) draw on the host and copy the result over.
+    """
+    seed = int(np.random.SeedSequence(list(key)).generate_state(1, np.uint64)[0])
+    if is_cupy_namespace(xp):
+        import cupy
+
+        generator = cupy.random.default_rng(seed)
+        return lambda shape, dtype: generator.random(shape, dtype=getattr(cupy, dtype))
+    generator = np.random.default_rng(seed)
+    if is_numpy_namespace(xp):
+        return lambda shape, dtype: generator.random(shape, dtype=getattr(np, dtype))
+    return lambda shape, dtype: to_device(generator.random(shape, dtype=getattr(np, dtype)), xp)

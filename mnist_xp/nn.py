@@ -130,18 +130,49 @@ def init_params(layer_sizes, normal, scheme: str = "he"):
     return params
 
 
-def forward(params, X, activation: str = "relu"):
+class Dropout(NamedTuple):
+    """Inverted-dropout masks for one batch, one per hidden layer: 0 (dropped) or 1 / (1 - rate) (kept)."""
+
+    rate: float
+    masks: list
+
+
+def dropout_masks(uniforms, rate: float) -> Dropout:
+    """Masks from U[0, 1) draws (one array per hidden layer): a unit is kept where its draw is >= ``rate``.
+
+    Kept units are scaled by 1 / (1 - rate) during training, so the expected activation is
+    unchanged and evaluation needs no dropout and no rescaling.
+    """
+    xp = array_namespace(uniforms[0])
+    return Dropout(rate, [xp.astype(u >= rate, u.dtype) / (1.0 - rate) for u in uniforms])
+
+
+def l2_penalty(params, l2: float):
+    """The L2 penalty (l2 / 2) * sum of squared weights; biases are not penalised."""
+    xp = array_namespace(params[0][0])
+    return 0.5 * l2 * sum(xp.sum(W * W) for W, _ in params)
+
+
+def add_l2_gradient(grads, params, l2: float):
+    """Add the L2 penalty's gradient ``l2 * W`` to each weight gradient."""
+    return [(dW + l2 * W, db) for (dW, db), (W, _) in zip(grads, params)]
+
+
+def forward(params, X, activation: str = "relu", dropout: Dropout | None = None):
     """Run the network on the batch ``X``; return every layer's output, ``X`` first and logits last.
 
     The hidden outputs are what backprop needs; the last entry holds the output layer's logits
-    (before softmax or sigmoid).
+    (before softmax or sigmoid). With ``dropout``, each hidden output is multiplied by its mask.
     """
     g = ACTIVATIONS[activation].forward
     outputs = [X]
-    for W, b in params[:-1]:
+    for layer, (W, b) in enumerate(params[:-1]):
         Z = outputs[-1] @ W
         Z += b
-        outputs.append(g(Z))
+        A = g(Z)
+        if dropout is not None:
+            A *= dropout.masks[layer]
+        outputs.append(A)
     W, b = params[-1]
     Z = outputs[-1] @ W
     Z += b
@@ -154,16 +185,19 @@ def predict(params, X, activation: str = "relu"):
     return output_probabilities(forward(params, X, activation)[-1])
 
 
-def loss(params, X, Y, activation: str = "relu"):
-    """Mean loss of the network on (X, Y)."""
-    return output_loss(forward(params, X, activation)[-1], Y)
+def loss(params, X, Y, activation: str = "relu", dropout: Dropout | None = None, l2: float = 0.0):
+    """Mean loss of the network on (X, Y), plus the L2 penalty when ``l2`` > 0."""
+    value = output_loss(forward(params, X, activation, dropout)[-1], Y)
+    return value + l2_penalty(params, l2) if l2 else value
 
 
-def backward(params, outputs, Y, activation: str = "relu"):
+def backward(params, outputs, Y, activation: str = "relu", dropout: Dropout | None = None):
     """Gradients ``[(dW, db), ...]`` of the mean loss, from the outputs that ``forward`` kept.
 
     dZ = A - Y at the output; dW = A_prev^T dZ / m; db = sum(dZ) / m;
-    dZ_prev = (dZ W^T) * g'(Z_prev), with g' written through A_prev.
+    dZ_prev = (dZ W^T) * g'(Z_prev), with g' written through A_prev. With dropout, A_prev is
+    the masked output: g' is taken of the unmasked one (A_prev * (1 - rate) where kept) and
+    the mask multiplies the result.
     """
     xp = array_namespace(outputs[-1], Y)
     derivative = ACTIVATIONS[activation].derivative
@@ -177,15 +211,26 @@ def backward(params, outputs, Y, activation: str = "relu"):
         grads.append((A_prev.T @ dZ, xp.sum(dZ, axis=0)))
         if layer > 0:
             dZ = dZ @ W.T
-            dZ *= derivative(A_prev)
+            if dropout is None:
+                dZ *= derivative(A_prev)
+            else:
+                # A_prev holds g(Z) * mask with mask in {0, 1 / (1 - rate)}: undo the scaling for g'.
+                dZ *= derivative(A_prev * (1.0 - dropout.rate))
+                dZ *= dropout.masks[layer - 1]
     grads.reverse()
     return grads
 
 
-def loss_and_grads(params, X, Y, activation: str = "relu"):
-    """The mean loss and its gradients for one batch: one forward and one backward pass."""
-    outputs = forward(params, X, activation)
-    return output_loss(outputs[-1], Y), backward(params, outputs, Y, activation)
+def loss_and_grads(params, X, Y, activation: str = "relu", dropout: Dropout | None = None, l2: float = 0.0):
+    """The mean loss and its gradients for one batch: one forward and one backward pass.
+
+    ``dropout`` applies that batch's masks; ``l2`` > 0 adds the L2 penalty to the loss and its gradient.
+    """
+    outputs = forward(params, X, activation, dropout)
+    value, grads = output_loss(outputs[-1], Y), backward(params, outputs, Y, activation, dropout)
+    if l2:
+        return value + l2_penalty(params, l2), add_l2_gradient(grads, params, l2)
+    return value, grads
 
 
 def predicted_class(probabilities):

@@ -1,6 +1,17 @@
-"""Named training settings. ``default`` is what a bare ``python -m mnist_xp.train`` runs."""
+"""Named training settings, and the optimizer and schedule they describe.
+
+``default`` is what a bare ``python -m mnist_xp.train`` runs; every other recipe is laid over it.
+"""
 
 from __future__ import annotations
+
+from . import schedules
+from .errors import MnistXpError, UsageError
+from .optim import adam, momentum, sgd
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
+ADAMW_WEIGHT_DECAY = 0.004
+"""Keras's default decay for AdamW, used when ``--weight-decay`` is not given."""
 
 RECIPES = {
     "default": {
@@ -12,6 +23,17 @@ RECIPES = {
         "batch_size": 128,
         "dtype": "float32",
         "seed": 0,
+        "optimizer": "sgd",
+        "momentum": 0.9,
+        "weight_decay": None,
+        "schedule": "constant",
+        "warmup": 0.0,
+        "step_every": None,
+        "step_factor": 0.1,
+        "l2": 0.0,
+        "dropout": 0.0,
+        "val": None,
+        "patience": None,
     },
     # The tutorial exactly: 784-128-10, ReLU, randn * 0.01 from RandomState(42), W1 before W2,
     # zero biases, lr 0.01, 1000 full-batch epochs, float64. It reaches 79.17 % test accuracy.
@@ -25,4 +47,71 @@ RECIPES = {
         "dtype": "float64",
         "seed": 42,
     },
+    # The tutorial's Keras model re-done in this engine: 784-128-10, Adam with Keras's defaults
+    # (lr 1e-3, beta1 0.9, beta2 0.999, epsilon 1e-7), batch 32, 10 epochs.
+    "keras": {
+        "hidden": [128],
+        "optimizer": "adam",
+        "lr": 0.001,
+        "epochs": 10,
+        "batch_size": 32,
+    },
+    # The quickest route found to 98 % with 784-128-10: Nesterov momentum, a short warm-up and a
+    # cosine decay to zero over four epochs. Chosen on a 5000-image validation split: lr 0.3 beat
+    # 0.05, 0.1, 0.2, 0.4 and 0.5; batch 128 beat 64 and 256; five epochs gained too little to pay.
+    "fast": {
+        "hidden": [128],
+        "optimizer": "nesterov",
+        "momentum": 0.9,
+        "lr": 0.3,
+        "epochs": 4,
+        "batch_size": 128,
+        "schedule": "cosine",
+        "warmup": 0.2,
+    },
+    # A wide two-hidden-layer MLP with dropout, trained with Nesterov momentum and a cosine decay.
+    # On the validation split, dropout 0.5 at lr 0.1 for 20 epochs (98.38 %) beat dropout 0.3 at
+    # lr 0.05 for 15 epochs (98.28 %), whose training loss fell far below its validation loss;
+    # 30 epochs raised it to 98.52 %.
+    "best": {
+        "hidden": [1024, 1024],
+        "optimizer": "nesterov",
+        "momentum": 0.9,
+        "lr": 0.1,
+        "epochs": 30,
+        "batch_size": 128,
+        "schedule": "cosine",
+        "warmup": 1.0,
+        "dropout": 0.5,
+    },
 }
+
+
+def make_optimizer(settings: dict):
+    """The ``optim.Optimizer`` that ``settings`` name (with their momentum and weight decay)."""
+    name = settings["optimizer"]
+    decay = settings["weight_decay"]
+    if decay is not None and name != "adamw":
+        raise UsageError(f"--weight-decay applies to adamw only (for {name}, penalise the weights with --l2)")
+    if name == "sgd":
+        return sgd()
+    if name in ("momentum", "nesterov"):
+        return momentum(settings["momentum"], nesterov=name == "nesterov")
+    if name == "adam":
+        return adam()
+    if name == "adamw":
+        return adam(weight_decay=ADAMW_WEIGHT_DECAY if decay is None else decay)
+    raise MnistXpError(f"unknown optimizer {name!r}: choose one of {', '.join(OPTIMIZERS)}")
+
+
+def make_schedule(settings: dict, steps_per_epoch: int) -> schedules.Schedule:
+    """The learning-rate schedule of ``settings``; warm-up and step intervals are given in epochs."""
+    every = settings["step_every"]
+    return schedules.make(
+        settings["schedule"],
+        settings["lr"],
+        total_steps=settings["epochs"] * steps_per_epoch,
+        warmup_steps=round(settings["warmup"] * steps_per_epoch),
+        step_every=None if every is None else every * steps_per_epoch,
+        step_factor=settings["step_factor"],
+    )

@@ -2,6 +2,7 @@
 
     python -m mnist_xp.train --device cpu
     python -m mnist_xp.train --recipe seed
+    python -m mnist_xp.train --recipe fast --report report.json
     python -m mnist_xp.train --checkpoint run.npz        # then, after a crash or Ctrl-C:
     python -m mnist_xp.train --resume run.npz
 
@@ -20,11 +21,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import backend, checkpoint, curves, data, guard, modelfile, nn, plots, resume
+from . import backend, checkpoint, curves, data, guard, metrics, modelfile, nn, plots, resume, schedules
 from .errors import DivergenceError, MnistXpError, UsageError
-from .optim import sgd
-from .recipes import RECIPES
-from .training import TrainState, evaluate, fit
+from .recipes import OPTIMIZERS, RECIPES, make_optimizer, make_schedule
+from .training import TrainState, batch_slices, fit
+from .validation import EarlyStopping, carve
 
 INPUT_SIZE = 28 * 28
 
@@ -46,6 +47,24 @@ def positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} must be a positive finite number")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number >= 0")
+    return value
+
+
+def fraction(text: str) -> float:
+    """A number in [0, 1), such as a dropout rate or a momentum coefficient."""
+    value = non_negative_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 0 and below 1")
     return value
 
 
@@ -159,7 +178,43 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-every", type=positive_int, default=None, metavar="N", help="print a line every N epochs (default: 10 lines a run)"
     )
+    add_optimization_options(parser)
     return parser
+
+
+def add_optimization_options(parser: argparse.ArgumentParser) -> None:
+    """Optimizer, schedule, regularisation, validation and report options (defaults come from the recipe)."""
+    group = parser.add_argument_group("optimization, regularisation and evaluation")
+    group.add_argument("--optimizer", choices=OPTIMIZERS, help="update rule (default sgd)")
+    group.add_argument("--momentum", type=fraction, help="momentum coefficient for momentum and nesterov (default 0.9)")
+    group.add_argument(
+        "--weight-decay", type=non_negative_float, help="AdamW's decoupled weight decay (adamw only; default 0.004)"
+    )
+    group.add_argument("--schedule", choices=schedules.SCHEDULES, help="learning-rate schedule (default constant)")
+    group.add_argument(
+        "--warmup", type=non_negative_float, metavar="EPOCHS", help="linear warm-up of the learning rate (default 0)"
+    )
+    group.add_argument(
+        "--step-every", type=positive_int, metavar="EPOCHS", help="step schedule: decay every N epochs (default: a third of the run)"
+    )
+    group.add_argument("--step-factor", type=positive_float, help="step schedule: multiply the rate by this (default 0.1)")
+    group.add_argument("--l2", type=non_negative_float, help="L2 penalty (l2/2) * sum(W^2) on the weights (default 0)")
+    group.add_argument("--dropout", type=fraction, help="inverted-dropout rate on the hidden layers (default 0)")
+    group.add_argument(
+        "--val",
+        type=positive_int,
+        metavar="N",
+        help="hold out N training images (chosen by the seed) as a validation set, reported every epoch",
+    )
+    group.add_argument(
+        "--patience",
+        type=positive_int,
+        metavar="EPOCHS",
+        help="with --val: stop after this many epochs without a lower validation loss and keep the best epoch's weights",
+    )
+    group.add_argument(
+        "--report", type=output_path, default=None, metavar="PATH", help="write the test evaluation and run history as JSON here"
+    )
 
 
 def resolve_settings(args: argparse.Namespace) -> dict:
@@ -183,10 +238,15 @@ def run(args: argparse.Namespace) -> dict:
         plots.require()
     xp = backend.namespace(args.device)
     dataset = data.load(xp, settings["dtype"], args.data_dir, args.limit)
+    if settings["patience"] is not None and settings["val"] is None:
+        raise UsageError("--patience needs a validation split: add --val N")
+    optimizer = make_optimizer(settings)
+    validation = None
+    if settings["val"] is not None:
+        dataset, validation = carve(dataset, settings["val"], settings["seed"])
     n_train = dataset.X_train.shape[0]
     layer_sizes = [INPUT_SIZE, *settings["hidden"], data.NUM_CLASSES]
     batch = None if settings["batch_size"] == "full" else settings["batch_size"]
-    optimizer = sgd()
     if saved is None:
         normal = backend.standard_normal(backend.host_rng(settings["seed"]), xp, settings["dtype"])
         params = nn.init_params(layer_sizes, normal, settings["init"])
@@ -196,11 +256,14 @@ def run(args: argparse.Namespace) -> dict:
         state = checkpoint.restore(saved, xp, optimizer, layer_sizes, settings["dtype"])
     epochs = settings["epochs"]
     log_every = args.log_every or max(1, epochs // 10)
+    schedule = make_schedule(settings, len(batch_slices(n_train, batch)))
+    stopper = None if validation is None else EarlyStopping(validation, settings["activation"], settings["patience"])
 
     print(
         f"mnist-xp: {'-'.join(map(str, layer_sizes))} {settings['activation']}, {n_train} training images, "
         f"{epochs} epochs, batch {settings['batch_size']}, lr {settings['lr']}, {settings['dtype']} on {args.device}"
     )
+    print(describe_optimization(settings))
     if saved is not None:
         print(f"resuming {args.resume} after epoch {saved.epoch}")
     progress = tqdm(total=epochs, initial=state.epoch, unit="epoch", disable=None, leave=False, dynamic_ncols=True)
@@ -213,13 +276,16 @@ def run(args: argparse.Namespace) -> dict:
     )
 
     def on_epoch(state, result):
+        stop = stopper is not None and stopper(state, result)
         if args.plots is not None:
             result.metrics.update(curves.epoch_metrics(state.params, dataset, settings["activation"]))
         progress.update(1)
         progress.set_postfix(loss=f"{result.loss:.4f}")
-        if result.epoch % log_every == 0 or result.epoch in (1, epochs):
-            progress.write(f"epoch {result.epoch:>{len(str(epochs))}}/{epochs}  loss {result.loss:.4f}")
+        if result.epoch % log_every == 0 or result.epoch in (1, epochs) or stop:
+            shown = "".join(f"  {name} {value:.4f}" for name, value in result.metrics.items())
+            progress.write(f"epoch {result.epoch:>{len(str(epochs))}}/{epochs}  loss {result.loss:.4f}{shown}")
         keeper.on_epoch(state, result)  # last: it checks for divergence and checkpoints the finished epoch
+        return stop
 
     started = time.perf_counter()
     try:
@@ -230,12 +296,14 @@ def run(args: argparse.Namespace) -> dict:
                     dataset.X_train,
                     dataset.Y_train,
                     optimizer=optimizer,
-                    learning_rate=settings["lr"],
+                    learning_rate=schedule,
                     epochs=epochs,
                     batch_size=batch,
                     activation=settings["activation"],
                     seed=settings["seed"],
                     on_epoch=on_epoch,
+                    dropout=settings["dropout"],
+                    l2=settings["l2"],
                 )
                 keeper.save()
             except guard.Interrupted as stop:
@@ -246,8 +314,16 @@ def run(args: argparse.Namespace) -> dict:
         progress.close()
     train_seconds = time.perf_counter() - started
     params = state.params
-    _, test_accuracy = evaluate(params, dataset.X_test, dataset.y_test, settings["activation"])
+    if stopper is not None and settings["patience"] is not None and stopper.best_params is not None:
+        params = stopper.best_params
+        print(f"early stopping: kept the weights of epoch {stopper.best_epoch} (validation loss {stopper.best_loss:.4f})")
+    test = metrics.evaluate_report(params, dataset.X_test, dataset.Y_test, dataset.y_test, settings["activation"])
+    test_accuracy = test["accuracy"]
+    print(metrics.format_table(test))
     print(f"test accuracy {100 * test_accuracy:.2f} %  (training time {train_seconds:.1f} s)")
+    if args.report is not None:
+        metrics.write_json(args.report, run_report(args, settings, state, test, train_seconds, stopper))
+        print(f"report written to {args.report}")
     host_params = [(backend.to_host(W), backend.to_host(b)) for W, b in params]
     if args.save is not None:
         extra = {"test_accuracy": test_accuracy, "history": curves.history_records(state.history)}
@@ -270,6 +346,35 @@ def run(args: argparse.Namespace) -> dict:
         "train_seconds": train_seconds,
         "final_loss": state.losses[-1],
         "settings": settings,
+        "test": test,
+    }
+
+
+def describe_optimization(settings: dict) -> str:
+    """One line naming the optimizer, schedule, regularisation and validation split of a run."""
+    parts = [f"optimizer {settings['optimizer']}"]
+    if settings["optimizer"] in ("momentum", "nesterov"):
+        parts[0] += f" (momentum {settings['momentum']})"
+    parts.append(f"{settings['schedule']} schedule" + (f", warm-up {settings['warmup']} epochs" if settings["warmup"] else ""))
+    if settings["dropout"]:
+        parts.append(f"dropout {settings['dropout']}")
+    if settings["l2"]:
+        parts.append(f"l2 {settings['l2']}")
+    if settings["val"] is not None:
+        parts.append(f"validation {settings['val']} images" + (f", patience {settings['patience']}" if settings["patience"] else ""))
+    return "           " + ", ".join(parts)
+
+
+def run_report(args, settings: dict, state: TrainState, test: dict, train_seconds: float, stopper) -> dict:
+    """What ``--report`` writes: settings, per-epoch history, training time and the test evaluation."""
+    return {
+        "recipe": args.recipe,
+        "settings": settings,
+        "train_seconds": train_seconds,
+        "epochs_run": state.epoch,
+        "best_epoch": None if stopper is None else stopper.best_epoch,
+        "history": curves.history_records(state.history),
+        "test": test,
     }
 
 

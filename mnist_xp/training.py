@@ -15,7 +15,10 @@ import numpy as np
 from array_api_compat import array_namespace
 
 from . import nn
-from .backend import serial_blas, synchronize, to_device, to_host
+from .backend import serial_blas, synchronize, to_device, to_host, uniform_sampler
+
+DROPOUT_STREAM = 1
+"""Tags dropout's draws so they never coincide with another use of the same (seed, epoch, batch)."""
 
 
 @dataclass
@@ -97,25 +100,49 @@ def compact_inputs(X) -> CompactInputs:
     return CompactInputs(xp.take(X, xp.nonzero(kept)[0], axis=1), kept)
 
 
-def train_step(state: TrainState, inputs: CompactInputs, Y, optimizer, learning_rate: float, activation: str = "relu"):
+def train_step(
+    state: TrainState,
+    inputs: CompactInputs,
+    Y,
+    optimizer,
+    learning_rate: float,
+    activation: str = "relu",
+    dropout: nn.Dropout | None = None,
+    l2: float = 0.0,
+):
     """One update on one batch; returns the batch loss (still on the device).
 
     With compacted inputs the first layer works on the kept rows of its weights; the gradient
-    rows of the dropped inputs are exactly zero and are filled in as such.
+    rows of the dropped inputs are exactly zero and are filled in as such. The L2 term is
+    added afterwards on the whole weights, since it does not vanish on the dropped rows.
     """
     params = state.params
     if inputs.kept is not None:
         xp = array_namespace(inputs.X)
         W, b = params[0]
         params = [(W[inputs.kept], b), *params[1:]]
-    loss, grads = nn.loss_and_grads(params, inputs.X, Y, activation)
+    loss, grads = nn.loss_and_grads(params, inputs.X, Y, activation, dropout)
     if inputs.kept is not None:
         dW = xp.zeros_like(W)
         dW[inputs.kept] = grads[0][0]
         grads[0] = (dW, grads[0][1])
+    if l2:
+        loss = loss + nn.l2_penalty(state.params, l2)
+        grads = nn.add_l2_gradient(grads, state.params, l2)
     state.params, state.opt_state = optimizer.update(state.params, grads, state.opt_state, learning_rate)
     state.step += 1
     return loss
+
+
+def batch_dropout(params, rows: int, rate: float, seed: int, epoch: int, batch: int, dtype: str):
+    """Dropout masks for batch ``batch`` of ``epoch``: a pure function of (seed, epoch, batch), as the batch order is.
+
+    None when ``rate`` is 0 or the network has no hidden layer.
+    """
+    if not rate or len(params) < 2:
+        return None
+    uniform = uniform_sampler(array_namespace(params[0][0]), (DROPOUT_STREAM, seed, epoch, batch))
+    return nn.dropout_masks([uniform((rows, W.shape[1]), dtype) for W, _ in params[:-1]], rate)
 
 
 def fit(
@@ -130,17 +157,21 @@ def fit(
     activation: str = "relu",
     seed: int = 0,
     on_epoch: Callable[[TrainState, EpochResult], bool | None] | None = None,
+    dropout: float = 0.0,
+    l2: float = 0.0,
 ) -> TrainState:
     """Train from ``state`` until ``epochs`` epochs are done (or ``on_epoch`` returns True).
 
     ``learning_rate`` is a number or a schedule ``step -> rate``. ``batch_size=None`` is batch
     gradient descent over the whole set; a number gives mini-batches shuffled every epoch.
     The epoch's loss is the sample-weighted mean of its batch losses, read from the device
-    once per epoch.
+    once per epoch. ``dropout`` is the rate of inverted dropout on the hidden layers (masks drawn
+    per batch from (seed, epoch, batch)); ``l2`` > 0 adds an L2 penalty on the weights.
     """
     xp = array_namespace(X, Y)
     schedule = learning_rate if callable(learning_rate) else constant(learning_rate)
     n = X.shape[0]
+    dtype = str(X.dtype).split(".")[-1]
     full_batch = batch_size is None or batch_size >= n
     # Compaction pays on whole-set products; on mini-batches the per-step gather and scatter of
     # the first layer's weights cost more than the skipped columns save.
@@ -150,15 +181,19 @@ def fit(
         started = time.perf_counter()
         rate = schedule(state.step)
         if full_batch:
-            total = train_step(state, inputs, Y, optimizer, schedule(state.step), activation)
+            masks = batch_dropout(state.params, n, dropout, seed, epoch, 0, dtype)
+            total = train_step(state, inputs, Y, optimizer, schedule(state.step), activation, masks, l2)
         else:
             order = to_device(epoch_order(seed, epoch, n), xp)
             total = 0.0
             with serial_blas(X, batch_size):
-                for start, stop in batch_slices(n, batch_size):
+                for batch, (start, stop) in enumerate(batch_slices(n, batch_size)):
                     rows = order[start:stop]
+                    masks = batch_dropout(state.params, stop - start, dropout, seed, epoch, batch, dtype)
                     Y_rows = xp.take(Y, rows, axis=0)
-                    loss = train_step(state, inputs.take(rows), Y_rows, optimizer, schedule(state.step), activation)
+                    loss = train_step(
+                        state, inputs.take(rows), Y_rows, optimizer, schedule(state.step), activation, masks, l2
+                    )
                     total = total + loss * ((stop - start) / n)
         synchronize(state.params[0][0])
         result = EpochResult(epoch, float(total), time.perf_counter() - started, rate)
@@ -177,3 +212,11 @@ def evaluate(params, X, labels, activation: str = "relu", batch_size: int = 10_0
     ]
     classes = np.concatenate(predicted)
     return classes, float(np.mean(classes == labels))
+
+
+def mean_loss(params, X, Y, activation: str = "relu", batch_size: int = 10_000) -> float:
+    """The network's mean loss on (X, Y) without dropout or penalty, computed in batches."""
+    total = 0.0
+    for start, stop in batch_slices(X.shape[0], batch_size):
+        total += float(nn.loss(params, X[start:stop, :], Y[start:stop, :], activation)) * (stop - start)
+    return total / X.shape[0]

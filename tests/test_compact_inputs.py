@@ -8,7 +8,7 @@ import pytest
 from mnist_xp import backend as backends
 from mnist_xp import data, nn
 from mnist_xp.optim import adam, sgd
-from mnist_xp.training import COLUMN_ALIGNMENT, CompactInputs, TrainState, compact_inputs, train_step
+from mnist_xp.training import COLUMN_ALIGNMENT, CompactInputs, TrainState, batch_dropout, compact_inputs, train_step
 
 
 def test_compact_inputs_drop_the_columns_zero_in_every_sample_keeping_an_aligned_width(backend):
@@ -28,7 +28,8 @@ def test_compact_inputs_drop_the_columns_zero_in_every_sample_keeping_an_aligned
 
 @pytest.mark.parametrize("make_optimizer, lr", [(sgd, 0.5), (adam, 1e-3)], ids=["sgd", "adam"])
 @pytest.mark.parametrize("batch", [None, 50], ids=["full-batch", "mini-batch"])
-def test_steps_on_compacted_mnist_match_the_plain_steps(backend, make_optimizer, lr, batch):
+@pytest.mark.parametrize("dropout, l2", [(0.0, 0.0), (0.3, 1e-2)], ids=["plain", "dropout-l2"])
+def test_steps_on_compacted_mnist_match_the_plain_steps(backend, make_optimizer, lr, batch, dropout, l2):
     dataset = data.load(backend.xp, "float64", limit=300)
     X, Y = dataset.X_train, dataset.Y_train
     inputs = compact_inputs(X)
@@ -38,9 +39,10 @@ def test_steps_on_compacted_mnist_match_the_plain_steps(backend, make_optimizer,
         params = nn.init_params([784, 16, 10], backends.standard_normal(backends.host_rng(3), backend.xp, "float64"))
         optimizer = make_optimizer()
         state = TrainState(params, optimizer.init(params))
-        for start in range(0, X.shape[0], batch or X.shape[0]):
+        for number, start in enumerate(range(0, X.shape[0], batch or X.shape[0])):
             rows = backend.xp.arange(start, min(start + (batch or X.shape[0]), X.shape[0]))
-            train_step(state, batches.take(rows), backend.xp.take(Y, rows, axis=0), optimizer, lr)
+            masks = batch_dropout(state.params, rows.shape[0], dropout, 3, 1, number, "float64")
+            train_step(state, batches.take(rows), backend.xp.take(Y, rows, axis=0), optimizer, lr, "relu", masks, l2)
         return state.params
 
     plain = run(CompactInputs(X, None))

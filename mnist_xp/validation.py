@@ -1,0 +1,75 @@
+"""A validation split carved from the training set, and early stopping on it.
+
+The test set is never looked at while choosing epochs or settings: the validation images are
+drawn from the training images, a pure function of the seed, and removed from training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+from array_api_compat import array_namespace
+
+from .backend import to_device
+from .data import Dataset
+from .errors import UsageError
+from .training import evaluate, mean_loss
+
+VALIDATION_STREAM = 2
+"""Tags the split's generator so it differs from the batch orders drawn from the same seed."""
+
+
+def split_indices(seed: int, n: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted (train, validation) index arrays: ``size`` of the ``n`` samples, chosen by ``seed``, go to validation."""
+    if not 0 < size < n:
+        raise UsageError(f"--val {size} must leave some training images: choose 1..{n - 1}")
+    order = np.random.default_rng([VALIDATION_STREAM, seed]).permutation(n)
+    return np.sort(order[size:]), np.sort(order[:size])
+
+
+def carve(dataset: Dataset, size: int, seed: int) -> tuple[Dataset, Dataset]:
+    """Split ``dataset``'s training part into (training, validation) data sets.
+
+    The validation set takes the test slots of its ``Dataset`` (``X_test``, ``Y_test``,
+    ``y_test``), so ``training.evaluate`` works on it unchanged; the real test set is left out.
+    """
+    xp = array_namespace(dataset.X_train)
+    train, val = split_indices(seed, dataset.X_train.shape[0], size)
+
+    def take(rows):
+        index = to_device(rows, xp)
+        return xp.take(dataset.X_train, index, axis=0), xp.take(dataset.Y_train, index, axis=0), dataset.y_train[rows]
+
+    X, Y, y = take(train)
+    X_val, Y_val, y_val = take(val)
+    training = replace(dataset, X_train=X, Y_train=Y, y_train=y)
+    validation = Dataset(X_train=X_val, Y_train=Y_val, y_train=y_val, X_test=X_val, Y_test=Y_val, y_test=y_val)
+    return training, validation
+
+
+class EarlyStopping:
+    """An ``on_epoch`` callback: records validation loss and accuracy, stops after ``patience`` epochs without a better loss.
+
+    With ``patience`` None it only records. ``best_params`` holds a copy of the parameters of the
+    epoch with the lowest validation loss.
+    """
+
+    def __init__(self, validation: Dataset, activation: str, patience: int | None = None):
+        self.validation = validation
+        self.activation = activation
+        self.patience = patience
+        self.best_loss = float("inf")
+        self.best_epoch = 0
+        self.best_params = None
+
+    def __call__(self, state, result) -> bool:
+        val_loss = mean_loss(state.params, self.validation.X_test, self.validation.Y_test, self.activation)
+        _, val_accuracy = evaluate(state.params, self.validation.X_test, self.validation.y_test, self.activation)
+        result.metrics["val_loss"] = val_loss
+        result.metrics["val_accuracy"] = val_accuracy
+        if val_loss < self.best_loss:
+            xp = array_namespace(state.params[0][0])
+            self.best_params = [(xp.asarray(W, copy=True), xp.asarray(b, copy=True)) for W, b in state.params]
+            self.best_loss, self.best_epoch = val_loss, result.epoch
+        return self.patience is not None and result.epoch - self.best_epoch >= self.patience

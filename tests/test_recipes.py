@@ -1,0 +1,162 @@
+"""Schedules, the validation split, early stopping, the evaluation report and the recipes' optimizers."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from mnist_xp import backend as backends
+from mnist_xp import data, metrics, nn, schedules
+from mnist_xp.errors import MnistXpError
+from mnist_xp.optim import sgd
+from mnist_xp.recipes import RECIPES, make_optimizer, make_schedule
+from mnist_xp.training import EpochResult, TrainState, fit
+from mnist_xp.validation import EarlyStopping, carve, split_indices
+
+
+def test_step_decay_multiplies_by_the_factor_every_interval():
+    schedule = schedules.step_decay(0.4, every=10, factor=0.5)
+    assert [schedule(s) for s in (0, 9, 10, 19, 20, 35)] == [0.4, 0.4, 0.2, 0.2, 0.1, 0.05]
+
+
+def test_cosine_runs_from_the_rate_to_the_floor():
+    schedule = schedules.cosine(0.2, total_steps=100, final_rate=0.02)
+    assert schedule(0) == pytest.approx(0.2)
+    assert schedule(50) == pytest.approx(0.11)
+    assert schedule(100) == pytest.approx(0.02) and schedule(150) == pytest.approx(0.02)
+    rates = [schedule(s) for s in range(101)]
+    assert all(later <= earlier for earlier, later in zip(rates, rates[1:]))
+
+
+def test_warmup_ramps_linearly_then_follows_the_schedule():
+    schedule = schedules.with_warmup(schedules.constant(0.3), warmup_steps=4)
+    assert [schedule(s) for s in range(6)] == pytest.approx([0.075, 0.15, 0.225, 0.3, 0.3, 0.3])
+    assert schedules.with_warmup(schedules.constant(0.3), 0)(0) == 0.3
+
+
+def test_make_cosine_with_warmup_peaks_after_the_warmup_and_ends_at_zero():
+    schedule = schedules.make("cosine", 0.1, total_steps=110, warmup_steps=10)
+    assert schedule(0) == pytest.approx(0.01)
+    assert schedule(9) == pytest.approx(0.1) and schedule(10) == pytest.approx(0.1)
+    assert schedule(60) == pytest.approx(0.05)
+    assert schedule(110) == pytest.approx(0.0, abs=1e-15)
+    with pytest.raises(ValueError):
+        schedules.make("linear", 0.1, 10)
+
+
+def test_recipe_schedule_counts_epochs_in_steps():
+    settings = RECIPES["default"] | {"lr": 1.0, "epochs": 6, "schedule": "step", "step_every": 2, "step_factor": 0.5}
+    schedule = make_schedule(settings, steps_per_epoch=10)
+    assert [schedule(s) for s in (0, 19, 20, 40, 59)] == [1.0, 1.0, 0.5, 0.25, 0.25]
+
+
+def test_make_optimizer_knows_every_name_and_refuses_decay_without_adamw():
+    params = [(np.ones((1, 1)), np.zeros(1))]
+    for name in ("sgd", "momentum", "nesterov", "adam", "adamw"):
+        optimizer = make_optimizer(RECIPES["default"] | {"optimizer": name})
+        optimizer.update(params, params, optimizer.init(params), 0.1)
+    with pytest.raises(MnistXpError, match="--weight-decay applies to adamw only"):
+        make_optimizer(RECIPES["default"] | {"optimizer": "adam", "weight_decay": 0.01})
+
+
+def test_nesterov_looks_ahead_along_the_velocity():
+    params = [(np.array([[1.0]]), np.array([0.0]))]
+    grads = [(np.array([[1.0]]), np.array([2.0]))]
+    optimizer = make_optimizer(RECIPES["default"] | {"optimizer": "nesterov", "momentum": 0.5})
+    new, _ = optimizer.update(params, grads, optimizer.init(params), 0.1)
+    # v = -0.1 g; p <- p + 0.5 v - 0.1 g = p - 0.15 g
+    np.testing.assert_allclose(new[0][0], [[0.85]])
+    np.testing.assert_allclose(new[0][1], [-0.3])
+
+
+def test_validation_split_is_disjoint_complete_and_seeded():
+    train, val = split_indices(seed=3, n=1000, size=100)
+    assert len(val) == 100 and len(train) == 900
+    assert not set(train) & set(val)
+    np.testing.assert_array_equal(np.sort(np.concatenate([train, val])), np.arange(1000))
+    again_train, again_val = split_indices(3, 1000, 100)
+    np.testing.assert_array_equal(val, again_val)
+    assert not np.array_equal(val, split_indices(4, 1000, 100)[1])
+    for size in (0, 1000):
+        with pytest.raises(MnistXpError):
+            split_indices(3, 1000, size)
+
+
+def test_carved_validation_images_come_from_training_and_leave_it():
+    xp = backends.namespace("cpu")
+    dataset = data.load(xp, "float32", limit=600)
+    training, validation = carve(dataset, 100, seed=0)
+    assert training.X_train.shape == (500, 784) and validation.X_test.shape == (100, 784)
+    train_rows = {row.tobytes() for row in np.asarray(training.X_train)}
+    val_rows = [row.tobytes() for row in np.asarray(validation.X_test)]
+    all_rows = {row.tobytes() for row in np.asarray(dataset.X_train)}
+    assert set(val_rows) <= all_rows and len(train_rows | set(val_rows)) == len(all_rows)
+    assert not train_rows & set(val_rows)
+    np.testing.assert_array_equal(np.asarray(validation.Y_test).argmax(axis=1), validation.y_test)
+    np.testing.assert_array_equal(training.X_test, dataset.X_test)  # the test set is untouched
+
+
+def test_early_stopping_stops_after_patience_and_keeps_the_best_epoch():
+    xp = backends.namespace("cpu")
+    rng = np.random.default_rng(0)
+    X = xp.asarray(rng.normal(size=(40, 4)))
+    labels = rng.integers(0, 3, 40)
+    dataset = data.Dataset(X, None, None, X, xp.asarray(np.eye(3)[labels]), labels)
+    stopper = EarlyStopping(dataset, "relu", patience=2)
+    params = nn.init_params([4, 5, 3], backends.standard_normal(backends.host_rng(0), xp, "float64"))
+    # Fake epochs: the parameters of epoch 2 are the best ones; later ones are scaled copies that do worse.
+    candidates = [[(W * s, b) for W, b in params] for s in (3.0, 0.0, 5.0, 8.0, 9.0)]
+    stops = []
+    for epoch, candidate in enumerate(candidates, start=1):
+        result = EpochResult(epoch, 1.0, 0.0, 0.1)
+        stops.append(stopper(TrainState(candidate, None, epoch=epoch), result))
+        assert {"val_loss", "val_accuracy"} <= set(result.metrics)
+    assert stopper.best_epoch == 2 and stopper.best_loss == pytest.approx(math.log(3))
+    assert stops == [False, False, False, True, True]
+    np.testing.assert_array_equal(stopper.best_params[0][0], candidates[1][0][0])
+    assert stopper.best_params[0][0] is not candidates[1][0][0]
+
+
+def test_fit_stops_when_early_stopping_says_so():
+    xp = backends.namespace("cpu")
+    dataset = data.load(xp, "float64", limit=300)
+    training, validation = carve(dataset, 100, seed=0)
+    params = nn.init_params([784, 8, 10], backends.standard_normal(backends.host_rng(0), xp, "float64"))
+    stopper = EarlyStopping(validation, "relu", patience=1)
+    # A huge learning rate makes the validation loss rise after the first epoch.
+    state = fit(TrainState(params, []), training.X_train, training.Y_train, optimizer=sgd(), learning_rate=50.0,
+                epochs=10, batch_size=50, on_epoch=stopper)
+    assert state.epoch < 10 and state.epoch == stopper.best_epoch + 1
+    assert all("val_accuracy" in result.metrics for result in state.history)
+
+
+def test_confusion_matrix_and_report_match_a_hand_count():
+    labels = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 0])
+    predicted = np.array([0, 1, 0, 1, 1, 2, 0, 2, 1, 0])
+    # true 0: predicted 0,1,0,0 -> [3, 1, 0]; true 1: 1,1 -> [0, 2, 0]; true 2: 2,0,2,1 -> [1, 1, 2]
+    expected = [[3, 1, 0], [0, 2, 0], [1, 1, 2]]
+    report = metrics.summarize(labels, predicted, loss=0.25, num_classes=4)
+    assert report["confusion_matrix"] == [row + [0] for row in expected] + [[0, 0, 0, 0]]
+    assert report["accuracy"] == pytest.approx(7 / 10)
+    assert report["per_class_accuracy"][:3] == pytest.approx([0.75, 1.0, 0.5]) and report["per_class_accuracy"][3] is None
+    assert report["class_samples"] == [4, 2, 4, 0] and report["samples"] == 10 and report["loss"] == 0.25
+    table = metrics.format_table(report)
+    assert "overall accuracy 70.00 %, loss 0.2500, 10 images" in table
+    assert table.splitlines()[4].split("|")[1].split() == ["1", "1", "2", "0"]
+
+
+def test_evaluate_report_on_real_images_and_json(tmp_path):
+    xp = backends.namespace("cpu")
+    dataset = data.load(xp, "float64", limit=100)
+    params = nn.init_params([784, 10], backends.standard_normal(backends.host_rng(0), xp, "float64"))
+    report = metrics.evaluate_report(params, dataset.X_test, dataset.Y_test, dataset.y_test)
+    predicted = np.asarray(nn.predict(params, dataset.X_test)).argmax(axis=1)
+    assert report["accuracy"] == pytest.approx(np.mean(predicted == dataset.y_test))
+    assert report["loss"] == pytest.approx(float(nn.loss(params, dataset.X_test, dataset.Y_test)))
+    assert np.sum(report["confusion_matrix"]) == 10_000
+    path = tmp_path / "sub" / "report.json"
+    metrics.write_json(path, report)
+    assert json.loads(path.read_text()) == report

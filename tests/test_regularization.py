@@ -1,0 +1,122 @@
+"""L2 and dropout: gradients against finite differences, dropout's scaling, its absence at evaluation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mnist_xp import backend as backends
+from mnist_xp import nn
+from mnist_xp.training import TrainState, batch_dropout, evaluate, fit
+from mnist_xp.optim import sgd
+
+from test_nn import numeric_gradient, tiny_problem
+
+
+def device_params(backend, host_params):
+    return [(backend.asarray(W), backend.asarray(b)) for W, b in host_params]
+
+
+def check_gradients(backend, params, host_params, X, Y, activation, dropout=None, l2=0.0):
+    _, grads = nn.loss_and_grads(params, X, Y, activation, dropout, l2)
+    for layer, (W_host, b_host) in enumerate(host_params):
+        for which, value in ((0, W_host), (1, b_host)):
+
+            def f(perturbed, layer=layer, which=which):
+                trial = list(params)
+                pair = [trial[layer][0], trial[layer][1]]
+                pair[which] = backend.asarray(perturbed)
+                trial[layer] = tuple(pair)
+                return float(nn.loss(trial, X, Y, activation, dropout, l2))
+
+            np.testing.assert_allclose(
+                backend.to_numpy(grads[layer][which]), numeric_gradient(f, value), rtol=1e-5, atol=1e-8
+            )
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_l2_gradient_matches_finite_differences(backend, activation):
+    host_params, X_host, Y_host = tiny_problem([5, 4, 3])
+    params = device_params(backend, host_params)
+    check_gradients(backend, params, host_params, backend.asarray(X_host), backend.asarray(Y_host), activation, l2=0.3)
+
+
+def test_l2_penalty_is_half_the_sum_of_squared_weights(backend):
+    host_params, X_host, Y_host = tiny_problem([5, 4, 3])
+    params = device_params(backend, host_params)
+    X, Y = backend.asarray(X_host), backend.asarray(Y_host)
+    expected = 0.5 * 0.3 * sum(np.sum(W**2) for W, _ in host_params)
+    assert float(nn.loss(params, X, Y, "relu", l2=0.3)) - float(nn.loss(params, X, Y, "relu")) == pytest.approx(expected)
+    penalised, _ = nn.loss_and_grads(params, X, Y, "relu", l2=0.3)
+    assert float(penalised) == pytest.approx(float(nn.loss(params, X, Y, "relu", l2=0.3)))
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh"])
+def test_dropout_gradient_matches_finite_differences_for_fixed_masks(backend, activation):
+    host_params, X_host, Y_host = tiny_problem([5, 6, 4, 3])
+    params = device_params(backend, host_params)
+    rng = np.random.default_rng(3)
+    uniforms = [backend.asarray(rng.random((7, 6))), backend.asarray(rng.random((7, 4)))]
+    dropout = nn.dropout_masks(uniforms, 0.4)
+    check_gradients(backend, params, host_params, backend.asarray(X_host), backend.asarray(Y_host), activation, dropout)
+
+
+def test_dropout_masks_are_zero_or_scaled_by_the_keep_probability(backend):
+    uniform = backends.uniform_sampler(backend.xp, (5, 1, 2))
+    u = uniform((400, 300), "float64")
+    mask = backend.to_numpy(nn.dropout_masks([u], 0.25).masks[0])
+    assert set(np.unique(mask)) == {0.0, 1 / 0.75}
+    np.testing.assert_array_equal(mask == 0, backend.to_numpy(u) < 0.25)
+    assert abs(mask.mean() - 1.0) < 0.02  # inverted dropout keeps the expected activation
+    assert abs((mask == 0).mean() - 0.25) < 0.01
+
+
+def test_dropout_multiplies_each_hidden_output_by_its_mask(backend):
+    host_params, X_host, _ = tiny_problem([5, 4, 3])
+    params = device_params(backend, host_params)
+    masks = nn.dropout_masks([backend.asarray(np.array([[0.9, 0.1, 0.6, 0.2]] * 7))], 0.5)
+    plain = backend.to_numpy(nn.forward(params, backend.asarray(X_host), "relu")[1])
+    dropped = backend.to_numpy(nn.forward(params, backend.asarray(X_host), "relu", masks)[1])
+    np.testing.assert_allclose(dropped, plain * np.array([2.0, 0.0, 2.0, 0.0]))
+
+
+def test_uniform_draws_are_a_pure_function_of_the_key(backend):
+    first = backend.to_numpy(backends.uniform_sampler(backend.xp, (1, 2, 3))((4, 5), "float32"))
+    again = backend.to_numpy(backends.uniform_sampler(backend.xp, (1, 2, 3))((4, 5), "float32"))
+    other = backend.to_numpy(backends.uniform_sampler(backend.xp, (1, 2, 4))((4, 5), "float32"))
+    assert first.dtype == np.float32 and ((0 <= first) & (first < 1)).all()
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
+def test_batch_dropout_depends_on_seed_epoch_and_batch_only():
+    xp = backends.namespace("cpu")
+    params = [(xp.zeros((3, 8)), xp.zeros(8)), (xp.zeros((8, 2)), xp.zeros(2))]
+    mask = batch_dropout(params, 5, 0.5, 0, 1, 2, "float64").masks[0]
+    np.testing.assert_array_equal(mask, batch_dropout(params, 5, 0.5, 0, 1, 2, "float64").masks[0])
+    for key in [(1, 1, 2), (0, 2, 2), (0, 1, 3)]:
+        assert not np.array_equal(mask, batch_dropout(params, 5, 0.5, *key, "float64").masks[0])
+    assert batch_dropout(params, 5, 0.0, 0, 1, 2, "float64") is None
+    assert batch_dropout(params[1:], 5, 0.5, 0, 1, 2, "float64") is None
+
+
+def test_training_with_dropout_is_repeatable_and_evaluation_has_no_dropout():
+    xp = backends.namespace("cpu")
+    rng = np.random.default_rng(0)
+    X, Y = xp.asarray(rng.normal(size=(64, 6))), xp.asarray(np.eye(3)[rng.integers(0, 3, 64)])
+
+    def train():
+        params = nn.init_params([6, 16, 3], backends.standard_normal(backends.host_rng(1), xp, "float64"))
+        optimizer = sgd()
+        state = TrainState(params, optimizer.init(params))
+        return fit(state, X, Y, optimizer=optimizer, learning_rate=0.1, epochs=2, batch_size=16, dropout=0.5)
+
+    first, second = train(), train()
+    for (W1, _), (W2, _) in zip(first.params, second.params):
+        np.testing.assert_array_equal(W1, W2)
+    labels = rng.integers(0, 3, 64)
+    classes, accuracy = evaluate(first.params, X, labels)
+    again, same = evaluate(first.params, X, labels)
+    np.testing.assert_array_equal(classes, again)
+    np.testing.assert_array_equal(classes, nn.predict(first.params, X).argmax(axis=1))
+    assert accuracy == same
