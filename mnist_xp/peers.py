@@ -16,6 +16,7 @@ import sys
 import time
 
 from . import backend, data
+from .cli import run_reporting_errors
 from .errors import MnistXpError
 
 KERAS_INSTALL_HINT = "install it with: pip install 'mnist-xp[keras]'"
@@ -81,19 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        result = run_keras(args.epochs, args.batch_size, args.seed, args.limit, verbose=2 if args.verbose else 0)
-    except MnistXpError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_reporting_errors(lambda: report_keras(args))
+
+
+def report_keras(args: argparse.Namespace) -> None:
+    result = run_keras(args.epochs, args.batch_size, args.seed, args.limit, verbose=2 if args.verbose else 0)
     print(
         f"keras: test accuracy {100 * result['test_accuracy']:.2f} %  (training time {result['train_seconds']:.1f} s, "
         f"wall time {result['wall_seconds']:.1f} s, {args.epochs} epochs, batch {args.batch_size})"
     )
-    return 0
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from . import backend, data, modelfile, nn
+from .cli import run_reporting_errors
 from .errors import MnistXpError, ModelFileError
 from .images import FIELD, load_digit, require
 
@@ -91,14 +92,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except MnistXpError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_reporting_errors(lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import backend, curves, data, plots
-from .errors import MnistXpError
+from .cli import run_reporting_errors
 from .predict import load_classifier
 from .training import evaluate
 
@@ -65,15 +65,7 @@ def run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except MnistXpError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    return 0
+    return run_reporting_errors(lambda: run(args))
 
 
 if __name__ == "__main__":
