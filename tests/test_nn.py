@@ -105,15 +105,13 @@ def tiny_problem(sizes, seed=0, samples=7):
     return host_params, X, Y
 
 
-@pytest.mark.parametrize("activation", ACTIVATION_NAMES)
-@pytest.mark.parametrize("sizes", [[5, 4, 3], [4, 6, 5, 3], [3, 4, 1]], ids=["one-hidden", "two-hidden", "sigmoid-output"])
-def test_backprop_matches_finite_differences(backend, activation, sizes):
-    host_params, X_host, Y_host = tiny_problem(sizes)
-    X, Y = backend.asarray(X_host), backend.asarray(Y_host)
-    params = [(backend.asarray(W), backend.asarray(b)) for W, b in host_params]
-    loss, grads = nn.loss_and_grads(params, X, Y, activation)
-    assert float(loss) == pytest.approx(float(nn.loss(params, X, Y, activation)))
+def device_params(backend, host_params):
+    return [(backend.asarray(W), backend.asarray(b)) for W, b in host_params]
 
+
+def check_gradients(backend, params, host_params, X, Y, activation, dropout=None, l2=0.0):
+    """Every gradient of ``loss_and_grads`` against central differences of ``loss``."""
+    _, grads = nn.loss_and_grads(params, X, Y, activation, dropout, l2)
     for layer, (W_host, b_host) in enumerate(host_params):
         for which, value in ((0, W_host), (1, b_host)):
 
@@ -122,10 +120,22 @@ def test_backprop_matches_finite_differences(backend, activation, sizes):
                 pair = [trial[layer][0], trial[layer][1]]
                 pair[which] = backend.asarray(perturbed)
                 trial[layer] = tuple(pair)
-                return float(nn.loss(trial, X, Y, activation))
+                return float(nn.loss(trial, X, Y, activation, dropout, l2))
 
-            analytic = backend.to_numpy(grads[layer][which])
-            np.testing.assert_allclose(analytic, numeric_gradient(f, value), rtol=1e-5, atol=1e-8)
+            np.testing.assert_allclose(
+                backend.to_numpy(grads[layer][which]), numeric_gradient(f, value), rtol=1e-5, atol=1e-8
+            )
+
+
+@pytest.mark.parametrize("activation", ACTIVATION_NAMES)
+@pytest.mark.parametrize("sizes", [[5, 4, 3], [4, 6, 5, 3], [3, 4, 1]], ids=["one-hidden", "two-hidden", "sigmoid-output"])
+def test_backprop_matches_finite_differences(backend, activation, sizes):
+    host_params, X_host, Y_host = tiny_problem(sizes)
+    X, Y = backend.asarray(X_host), backend.asarray(Y_host)
+    params = device_params(backend, host_params)
+    loss, _ = nn.loss_and_grads(params, X, Y, activation)
+    assert float(loss) == pytest.approx(float(nn.loss(params, X, Y, activation)))
+    check_gradients(backend, params, host_params, X, Y, activation)
 
 
 def test_init_params_shapes_scales_and_draw_order(backend):

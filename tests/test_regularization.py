@@ -10,28 +10,7 @@ from mnist_xp import nn
 from mnist_xp.training import TrainState, batch_dropout, evaluate, fit
 from mnist_xp.optim import sgd
 
-from test_nn import numeric_gradient, tiny_problem
-
-
-def device_params(backend, host_params):
-    return [(backend.asarray(W), backend.asarray(b)) for W, b in host_params]
-
-
-def check_gradients(backend, params, host_params, X, Y, activation, dropout=None, l2=0.0):
-    _, grads = nn.loss_and_grads(params, X, Y, activation, dropout, l2)
-    for layer, (W_host, b_host) in enumerate(host_params):
-        for which, value in ((0, W_host), (1, b_host)):
-
-            def f(perturbed, layer=layer, which=which):
-                trial = list(params)
-                pair = [trial[layer][0], trial[layer][1]]
-                pair[which] = backend.asarray(perturbed)
-                trial[layer] = tuple(pair)
-                return float(nn.loss(trial, X, Y, activation, dropout, l2))
-
-            np.testing.assert_allclose(
-                backend.to_numpy(grads[layer][which]), numeric_gradient(f, value), rtol=1e-5, atol=1e-8
-            )
+from test_nn import check_gradients, device_params, tiny_problem
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
