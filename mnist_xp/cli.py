@@ -1,8 +1,10 @@
-"""What every command shares: the project's errors and Ctrl-C become one line and an exit code."""
+"""What the commands share: the data-folder option, and errors and Ctrl-C as one line and an exit code."""
 
 from __future__ import annotations
 
+import argparse
 import sys
+from pathlib import Path
 from typing import Callable
 
 from .errors import MnistXpError
@@ -18,3 +20,13 @@ def run_reporting_errors(action: Callable[[], int | None]) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def add_data_dir_option(parser: argparse.ArgumentParser) -> None:
+    """``--data-dir DIR``: another IDX data set in place of the bundled MNIST."""
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="folder with IDX files named like MNIST's (gzipped or not); default: the bundled MNIST",
+    )

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import backend, curves, data, plots
-from .cli import run_reporting_errors
+from .cli import add_data_dir_option, run_reporting_errors
 from .predict import load_classifier
 from .training import evaluate
 
@@ -27,12 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("model", type=Path, help="a model saved by: python -m mnist_xp.train --save PATH")
     parser.add_argument("--plots", type=Path, default=None, metavar="DIR", help="write the pictures (PNG) into DIR")
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        help="folder with IDX files named like MNIST's (gzipped or not); default: the bundled MNIST",
-    )
+    add_data_dir_option(parser)
     return parser
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import backend, checkpoint, curves, data, guard, metrics, modelfile, nn, plots, resume, schedules
+from .cli import add_data_dir_option
 from .errors import DivergenceError, MnistXpError, UsageError
 from .recipes import OPTIMIZERS, RECIPES, make_optimizer, make_schedule
 from .training import TrainState, batch_slices, fit
@@ -30,31 +31,30 @@ from .validation import EarlyStopping, carve
 INPUT_SIZE = 28 * 28
 
 
-def positive_int(text: str) -> int:
+def _number(text: str, convert, noun: str):
+    """``text`` converted by ``convert`` (int or float), or an argparse error calling it not ``noun``."""
     try:
-        value = int(text)
+        return convert(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
+
+
+def positive_int(text: str) -> int:
+    value = _number(text, int, "a whole number")
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be positive")
     return value
 
 
 def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
+    value = _number(text, float, "a number")
+    if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} must be a positive finite number")
     return value
 
 
 def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    value = _number(text, float, "a number")
     if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} must be a finite number >= 0")
     return value
@@ -79,10 +79,7 @@ def hidden_sizes(text: str) -> list[int]:
 
 
 def seed_value(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    value = _number(text, int, "a whole number")
     if not 0 <= value < 2**32:
         raise argparse.ArgumentTypeError(f"{text!r} is outside 0..{2**32 - 1}")
     return value
@@ -138,12 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dtype", choices=backend.DTYPES, help="floating-point type (default float32)")
     parser.add_argument("--seed", type=seed_value, help="seed for the initial weights and the batch order (default 0)")
     parser.add_argument("--limit", type=positive_int, default=None, help="train on the first N training images only")
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        help="folder with IDX files named like MNIST's (gzipped or not); default: the bundled MNIST",
-    )
+    add_data_dir_option(parser)
     parser.add_argument("--save", type=output_path, default=None, metavar="PATH", help="write the trained model (.npz) here")
     parser.add_argument(
         "--checkpoint",
