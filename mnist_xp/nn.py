@@ -108,6 +108,16 @@ def output_loss(logits, Y):
     return binary_cross_entropy(logits, Y) if logits.shape[1] == 1 else categorical_cross_entropy(logits, Y)
 
 
+def smooth_labels(Y, amount: float):
+    """One-hot targets ``Y`` moved ``amount`` of the way toward equal odds for every class.
+
+    Label smoothing: the true class gets 1 - amount + amount / K, every other class amount / K,
+    so the loss stops rewarding ever more confident logits. A single sigmoid unit has K = 2.
+    The cross-entropies and ``backward`` take such soft targets as they are.
+    """
+    return Y * (1.0 - amount) + amount / max(Y.shape[1], 2)
+
+
 INITIALIZERS = {
     "small": lambda fan_in: 0.01,
     "he": lambda fan_in: (2.0 / fan_in) ** 0.5,

@@ -46,9 +46,18 @@ def momentum(beta: float = 0.9, nesterov: bool = False) -> Optimizer:
         for pair, grad_pair, velocity_pair in zip(params, grads, velocities):
             updated, velocity = [], []
             for p, g, v in zip(pair, grad_pair, velocity_pair):
-                v = beta * v - learning_rate * g
-                updated.append(p + beta * v - learning_rate * g if nesterov else p + v)
-                velocity.append(v)
+                # Each new array is written in place: three full-size arrays a step instead of seven.
+                step = g * learning_rate
+                v_new = v * beta
+                v_new -= step
+                if nesterov:
+                    p_new = v_new * beta
+                    p_new += p
+                    p_new -= step
+                else:
+                    p_new = p + v_new
+                updated.append(p_new)
+                velocity.append(v_new)
             new_params.append(tuple(updated))
             new_velocities.append(tuple(velocity))
         return new_params, new_velocities

@@ -32,6 +32,7 @@ RECIPES = {
         "step_factor": 0.1,
         "l2": 0.0,
         "dropout": 0.0,
+        "label_smoothing": 0.0,
         "val": None,
         "patience": None,
     },
@@ -56,9 +57,12 @@ RECIPES = {
         "epochs": 10,
         "batch_size": 32,
     },
-    # The quickest route found to 98 % with 784-128-10: Nesterov momentum, a short warm-up and a
-    # cosine decay to zero over four epochs. Chosen on a 5000-image validation split: lr 0.3 beat
-    # 0.05, 0.1, 0.2, 0.4 and 0.5; batch 128 beat 64 and 256; five epochs gained too little to pay.
+    # The quickest route found to 98 % with 784-128-10: Nesterov momentum, a half-epoch warm-up,
+    # a cosine decay to zero over four epochs and label smoothing 0.1. Chosen on 5000-image
+    # validation splits (seeds 0, 1, 2): lr 0.3 beat 0.05 to 0.5; batch 128 beat 64, 96, 192 and
+    # 256; three epochs fell short; smoothing 0.1 raised the mean validation accuracy in five of
+    # six settings tried with and without it, and with a 0.5-epoch warm-up reached 97.89 %
+    # (97.74 % for the same run unsmoothed with a 0.2-epoch warm-up).
     "fast": {
         "hidden": [128],
         "optimizer": "nesterov",
@@ -67,7 +71,8 @@ RECIPES = {
         "epochs": 4,
         "batch_size": 128,
         "schedule": "cosine",
-        "warmup": 0.2,
+        "warmup": 0.5,
+        "label_smoothing": 0.1,
     },
     # A wide two-hidden-layer MLP with dropout, trained with Nesterov momentum and a cosine decay.
     # On the validation split, dropout 0.5 at lr 0.1 for 20 epochs (98.38 %) beat dropout 0.3 at

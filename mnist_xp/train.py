@@ -102,6 +102,13 @@ def batch_size(text: str) -> int | str:
     return "full" if text == "full" else positive_int(text)
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends an option's default only where it has one; options a recipe sets name theirs in their help."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     default = RECIPES["default"]
     parser = argparse.ArgumentParser(
@@ -109,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a from-scratch multilayer perceptron on MNIST and report its test accuracy.",
         epilog="exit codes: 0 done, 1 a file or device problem, 2 a bad option, 3 training diverged, "
         "130 / 143 interrupted by SIGINT / SIGTERM",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--device", choices=backend.DEVICES, default="cpu", help="cpu runs on NumPy, gpu on CuPy")
     parser.add_argument(
@@ -192,6 +199,12 @@ def add_optimization_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--step-factor", type=positive_float, help="step schedule: multiply the rate by this (default 0.1)")
     group.add_argument("--l2", type=non_negative_float, help="L2 penalty (l2/2) * sum(W^2) on the weights (default 0)")
     group.add_argument("--dropout", type=fraction, help="inverted-dropout rate on the hidden layers (default 0)")
+    group.add_argument(
+        "--label-smoothing",
+        type=fraction,
+        metavar="AMOUNT",
+        help="train on targets of 1 - AMOUNT + AMOUNT/10 for the true class and AMOUNT/10 for the others (default 0)",
+    )
     group.add_argument(
         "--val",
         type=positive_int,
@@ -296,6 +309,7 @@ def run(args: argparse.Namespace) -> dict:
                     on_epoch=on_epoch,
                     dropout=settings["dropout"],
                     l2=settings["l2"],
+                    label_smoothing=settings["label_smoothing"],
                 )
                 keeper.save()
             except guard.Interrupted as stop:
@@ -352,6 +366,8 @@ def describe_optimization(settings: dict) -> str:
         parts.append(f"dropout {settings['dropout']}")
     if settings["l2"]:
         parts.append(f"l2 {settings['l2']}")
+    if settings["label_smoothing"]:
+        parts.append(f"label smoothing {settings['label_smoothing']}")
     if settings["val"] is not None:
         parts.append(f"validation {settings['val']} images" + (f", patience {settings['patience']}" if settings["patience"] else ""))
     return "           " + ", ".join(parts)

@@ -15,7 +15,7 @@ import numpy as np
 from array_api_compat import array_namespace
 
 from . import nn
-from .backend import serial_blas, synchronize, to_device, to_host, uniform_sampler
+from .backend import keep_freed_memory, serial_blas, synchronize, to_device, to_host, uniform_sampler
 
 DROPOUT_STREAM = 1
 """Tags dropout's draws so they never coincide with another use of the same (seed, epoch, batch)."""
@@ -159,6 +159,7 @@ def fit(
     on_epoch: Callable[[TrainState, EpochResult], bool | None] | None = None,
     dropout: float = 0.0,
     l2: float = 0.0,
+    label_smoothing: float = 0.0,
 ) -> TrainState:
     """Train from ``state`` until ``epochs`` epochs are done (or ``on_epoch`` returns True).
 
@@ -167,8 +168,14 @@ def fit(
     The epoch's loss is the sample-weighted mean of its batch losses, read from the device
     once per epoch. ``dropout`` is the rate of inverted dropout on the hidden layers (masks drawn
     per batch from (seed, epoch, batch)); ``l2`` > 0 adds an L2 penalty on the weights.
+    ``label_smoothing`` > 0 trains on smoothed targets (``nn.smooth_labels``), and the epoch's
+    loss is measured against them.
+    Training sets the process's malloc to keep freed memory (``backend.keep_freed_memory``).
     """
     xp = array_namespace(X, Y)
+    keep_freed_memory()
+    if label_smoothing:
+        Y = nn.smooth_labels(Y, label_smoothing)
     schedule = learning_rate if callable(learning_rate) else constant(learning_rate)
     n = X.shape[0]
     dtype = str(X.dtype).split(".")[-1]

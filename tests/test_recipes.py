@@ -72,6 +72,18 @@ def test_nesterov_looks_ahead_along_the_velocity():
     np.testing.assert_allclose(new[0][1], [-0.3])
 
 
+@pytest.mark.parametrize("name, expected", [("momentum", [0.9, 0.75]), ("nesterov", [0.85, 0.675])])
+def test_momentum_accumulates_a_velocity_over_steps(name, expected):
+    # beta 0.5, lr 0.1, gradient 1: v = -0.1 then -0.15; momentum p += v, Nesterov p += 0.5 v - 0.1.
+    optimizer = make_optimizer(RECIPES["default"] | {"optimizer": name, "momentum": 0.5})
+    params, grads = [(np.array([[1.0]]), np.array([0.0]))], [(np.array([[1.0]]), np.array([0.0]))]
+    state = optimizer.init(params)
+    for want in expected:
+        params, state = optimizer.update(params, grads, state, 0.1)
+        np.testing.assert_allclose(params[0][0], [[want]])
+    np.testing.assert_allclose(state[0][0], [[-0.15]])
+
+
 def test_validation_split_is_disjoint_complete_and_seeded():
     train, val = split_indices(seed=3, n=1000, size=100)
     assert len(val) == 100 and len(train) == 900

@@ -1,4 +1,4 @@
-"""L2 and dropout: gradients against finite differences, dropout's scaling, its absence at evaluation."""
+"""L2, dropout and label smoothing: gradients against finite differences, dropout's scaling, its absence at evaluation."""
 
 from __future__ import annotations
 
@@ -99,3 +99,39 @@ def test_training_with_dropout_is_repeatable_and_evaluation_has_no_dropout():
     np.testing.assert_array_equal(classes, again)
     np.testing.assert_array_equal(classes, nn.predict(first.params, X).argmax(axis=1))
     assert accuracy == same
+
+
+def test_smoothed_labels_keep_their_class_and_sum_to_one(backend):
+    Y = backend.asarray(np.eye(10)[[3, 7]])
+    smoothed = backend.to_numpy(nn.smooth_labels(Y, 0.1))
+    np.testing.assert_allclose(smoothed[0], [0.01] * 3 + [0.91] + [0.01] * 6)
+    np.testing.assert_allclose(smoothed.sum(axis=1), 1.0)
+    one_unit = backend.to_numpy(nn.smooth_labels(backend.asarray(np.array([[1.0], [0.0]])), 0.2))
+    np.testing.assert_allclose(one_unit, [[0.9], [0.1]])  # a sigmoid unit counts as two classes
+
+
+@pytest.mark.parametrize("sizes", [[5, 4, 3], [3, 4, 1]], ids=["softmax", "sigmoid"])
+def test_gradient_on_smoothed_targets_matches_finite_differences(backend, sizes):
+    host_params, X_host, Y_host = tiny_problem(sizes)
+    params = device_params(backend, host_params)
+    Y = nn.smooth_labels(backend.asarray(Y_host), 0.2)
+    check_gradients(backend, params, host_params, backend.asarray(X_host), Y, "relu")
+
+
+def test_fit_with_label_smoothing_trains_on_the_smoothed_targets():
+    xp = backends.namespace("cpu")
+    rng = np.random.default_rng(0)
+    X, Y = xp.asarray(rng.normal(size=(64, 6))), xp.asarray(np.eye(3)[rng.integers(0, 3, 64)])
+
+    def train(targets, smoothing):
+        params = nn.init_params([6, 8, 3], backends.standard_normal(backends.host_rng(1), xp, "float64"))
+        optimizer = sgd()
+        state = TrainState(params, optimizer.init(params))
+        return fit(state, X, targets, optimizer=optimizer, learning_rate=0.1, epochs=2, batch_size=16, label_smoothing=smoothing)
+
+    smoothed = train(Y, 0.3)
+    by_hand = train(nn.smooth_labels(Y, 0.3), 0.0)
+    plain = train(Y, 0.0)
+    np.testing.assert_array_equal(smoothed.params[0][0], by_hand.params[0][0])
+    assert smoothed.losses == by_hand.losses
+    assert not np.array_equal(smoothed.params[0][0], plain.params[0][0])
