@@ -7,6 +7,8 @@ import warnings
 import numpy  # noqa: F401  (loads NumPy's BLAS, so threadpoolctl can report it)
 import pytest
 
+from mnist_xp import backend
+
 from . import machine
 
 
@@ -44,3 +46,9 @@ def warn_forced_coretype():
     warning = machine.forced_coretype_warning(machine.openblas_env())
     if warning:
         warnings.warn(warning, stacklevel=1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def same_allocator_for_everyone():
+    """Training sets malloc to keep freed memory (process-wide); set it before any benchmark, so every library runs with it."""
+    backend.keep_freed_memory()
