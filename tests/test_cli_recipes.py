@@ -31,6 +31,13 @@ def test_keras_recipe_runs_adam_at_batch_32():
     assert "optimizer adam, constant schedule" in result.stdout
 
 
+def test_fast_recipe_runs_nesterov_with_cosine_decay_and_label_smoothing():
+    result = run_train("--recipe", "fast", "--epochs", "1", "--limit", "1000")
+    assert result.returncode == 0, result.stderr
+    assert "1000 training images, 1 epochs, batch 128, lr 0.3, float32 on cpu" in result.stdout
+    assert "optimizer nesterov (momentum 0.9), cosine schedule, warm-up 0.5 epochs, label smoothing 0.1" in result.stdout
+
+
 def test_report_holds_history_validation_metrics_and_confusion_matrix(tmp_path):
     report_path = tmp_path / "report.json"
     result = run_train(
