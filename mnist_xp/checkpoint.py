@@ -23,7 +23,7 @@ from array_api_compat import is_array_api_obj
 
 from .backend import to_device, to_host
 from .errors import CheckpointError
-from .modelfile import DTYPES, read_npz, write_npz_atomically
+from .modelfile import DTYPES, decode_description, read_npz, write_npz_atomically
 from .training import EpochResult, TrainState
 
 FORMAT = "mnist-xp-checkpoint"
@@ -138,19 +138,7 @@ def load(path: Path | str) -> Checkpoint:
 
 
 def _parse_meta(path: Path, raw) -> dict:
-    if raw is None or raw.dtype.kind != "U" or raw.shape != ():
-        raise CheckpointError(f"{path}: no checkpoint description (not an mnist-xp checkpoint)")
-    try:
-        meta = json.loads(str(raw))
-    except (ValueError, RecursionError):
-        raise CheckpointError(f"{path}: checkpoint description is not valid JSON") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not an mnist-xp checkpoint")
-    if meta.get("version") != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path}: checkpoint format version {meta.get('version')!r} is not supported "
-            f"(this version reads {FORMAT_VERSION})"
-        )
+    meta = decode_description(path, raw, CheckpointError, "checkpoint", "checkpoint", FORMAT, FORMAT_VERSION)
     if set(meta) != _META_KEYS:
         raise CheckpointError(
             f"{path}: checkpoint description has fields {sorted(meta)}, expected {sorted(_META_KEYS)}"

@@ -185,21 +185,28 @@ def load(path: Path | str):
     return params, meta
 
 
-def parse_meta(path: Path, arrays: dict) -> dict:
-    """Decode and validate the ``meta`` entry of a model file."""
-    raw = arrays.get("meta")
+def decode_description(path: Path, raw, error: type[Exception], noun: str, kind: str, fmt: str, version: int) -> dict:
+    """The JSON object in an npz file's ``meta`` entry, checked to be ``fmt`` at ``version``.
+
+    ``error`` is raised for anything else, in words naming the ``noun``'s description and the
+    ``kind`` of file (model file, checkpoint).
+    """
     if raw is None or raw.dtype.kind != "U" or raw.shape != ():
-        raise ModelFileError(f"{path}: no model description (not an mnist-xp model file)")
+        raise error(f"{path}: no {noun} description (not an mnist-xp {kind})")
     try:
         meta = json.loads(str(raw))
     except (ValueError, RecursionError):
-        raise ModelFileError(f"{path}: model description is not valid JSON") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ModelFileError(f"{path}: not an mnist-xp model file")
-    if meta.get("version") != FORMAT_VERSION:
-        raise ModelFileError(
-            f"{path}: model format version {meta.get('version')!r} is not supported (this version reads {FORMAT_VERSION})"
-        )
+        raise error(f"{path}: {noun} description is not valid JSON") from None
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
+        raise error(f"{path}: not an mnist-xp {kind}")
+    if meta.get("version") != version:
+        raise error(f"{path}: {noun} format version {meta.get('version')!r} is not supported (this version reads {version})")
+    return meta
+
+
+def parse_meta(path: Path, arrays: dict) -> dict:
+    """Decode and validate the ``meta`` entry of a model file."""
+    meta = decode_description(path, arrays.get("meta"), ModelFileError, "model", "model file", FORMAT, FORMAT_VERSION)
     sizes = meta.get("layer_sizes")
     if (
         not isinstance(sizes, list)

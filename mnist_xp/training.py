@@ -189,7 +189,7 @@ def fit(
         rate = schedule(state.step)
         if full_batch:
             masks = batch_dropout(state.params, n, dropout, seed, epoch, 0, dtype)
-            total = train_step(state, inputs, Y, optimizer, schedule(state.step), activation, masks, l2)
+            total = train_step(state, inputs, Y, optimizer, rate, activation, masks, l2)
         else:
             order = to_device(epoch_order(seed, epoch, n), xp)
             total = 0.0

@@ -15,6 +15,8 @@ from mnist_xp.errors import CheckpointError
 from mnist_xp.optim import adam, momentum, sgd
 from mnist_xp.training import TrainState, fit
 
+from test_hostile_files import damaged
+
 SIZES = [784, 16, 10]
 SETTINGS = {"hidden": [16], "lr": 0.05, "seed": 3}
 OPTIMIZERS = {"sgd": sgd, "momentum": lambda: momentum(nesterov=True), "adam": adam}
@@ -34,6 +36,15 @@ def start(xp, optimizer, dtype="float32"):
 
 def train(state, X, Y, optimizer, epochs, **extra):
     return fit(state, X, Y, optimizer=optimizer, learning_rate=0.05, epochs=epochs, batch_size=64, seed=3, **extra)
+
+
+def saved_sample_run(folder, mnist_sample, optimizer, epochs):
+    """The path of a checkpoint taken after ``epochs`` epochs on the sample images, in ``folder``."""
+    xp = backends.namespace("cpu")
+    X, Y = (xp.asarray(a, dtype=xp.float32) for a in mnist_sample)
+    path = folder / "run.npz"
+    checkpoint.save(path, checkpoint.snapshot(train(start(xp, optimizer), X, Y, optimizer, epochs), SETTINGS))
+    return path
 
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
@@ -116,12 +127,7 @@ def test_restore_refuses_a_checkpoint_that_does_not_fit_the_run(tmp_path):
 @pytest.fixture(scope="module")
 def momentum_run(tmp_path_factory, mnist_sample):
     """The bytes of a checkpoint taken after two epochs with momentum."""
-    xp = backends.namespace("cpu")
-    X, Y = (xp.asarray(a, dtype=xp.float32) for a in mnist_sample)
-    optimizer = momentum()
-    path = tmp_path_factory.mktemp("momentum") / "run.npz"
-    checkpoint.save(path, checkpoint.snapshot(train(start(xp, optimizer), X, Y, optimizer, 2), SETTINGS))
-    return path.read_bytes()
+    return saved_sample_run(tmp_path_factory.mktemp("momentum"), mnist_sample, momentum(), 2).read_bytes()
 
 
 def rewrite(path, change):
@@ -220,11 +226,7 @@ def paths_of(node, prefix=()):
 
 @pytest.fixture(scope="module")
 def saved_run(tmp_path_factory, mnist_sample):
-    xp = backends.namespace("cpu")
-    X, Y = (xp.asarray(a, dtype=xp.float32) for a in mnist_sample)
-    optimizer = adam()
-    path = tmp_path_factory.mktemp("fuzz") / "run.npz"
-    checkpoint.save(path, checkpoint.snapshot(train(start(xp, optimizer), X, Y, optimizer, 1), SETTINGS))
+    path = saved_sample_run(tmp_path_factory.mktemp("fuzz"), mnist_sample, adam(), 1)
     arrays = modelfile.read_npz(path)
     return path, arrays, json.loads(str(arrays.pop("meta")))
 
@@ -255,11 +257,8 @@ def test_fuzzed_descriptions_load_or_fail_with_a_checkpoint_error(saved_run, dat
     cut=st.none() | st.integers(0, 10**6),
 )
 def test_damaged_checkpoint_files_load_or_fail_with_a_checkpoint_error(tmp_path_factory, momentum_run, damage, cut):
-    raw = bytearray(momentum_run)
-    for position, value in damage:
-        raw[position % len(raw)] = value
     path = tmp_path_factory.getbasetemp() / "damaged.npz"
-    path.write_bytes(bytes(raw[:cut]))
+    path.write_bytes(damaged(momentum_run, damage, cut))
     try:
         saved = checkpoint.load(path)
     except CheckpointError as exc:

@@ -191,17 +191,22 @@ def small_model(tmp_path_factory) -> bytes:
     return path.read_bytes()
 
 
+def damaged(raw: bytes, damage, cut) -> bytes:
+    """``raw`` with the byte at each (position, value) of ``damage`` overwritten (positions wrap), cut at ``cut``."""
+    changed = bytearray(raw)
+    for position, value in damage:
+        changed[position % len(changed)] = value
+    return bytes(changed[:cut])
+
+
 @FUZZ
 @given(
     damage=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=6),
     cut=st.none() | st.integers(0, 10**6),
 )
 def test_fuzzed_model_files_load_or_fail_with_a_model_file_error(tmp_path_factory, small_model, damage, cut):
-    raw = bytearray(small_model)
-    for position, value in damage:
-        raw[position % len(raw)] = value
     path = tmp_path_factory.getbasetemp() / "fuzzed-model.npz"
-    path.write_bytes(bytes(raw[:cut]))
+    path.write_bytes(damaged(small_model, damage, cut))
     outcome = load_within_budget(modelfile.load, path, ModelFileError)
     if not isinstance(outcome, ModelFileError):
         params, meta = outcome
