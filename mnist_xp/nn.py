@@ -72,23 +72,35 @@ ACTIVATIONS = {
 }
 
 
-def softmax(logits):
-    """Row-wise softmax; the row maximum is subtracted first so exp never overflows."""
+def _shifted_exponentials(logits):
+    """Logits less their row maximum, the exponentials of those, and their row sums.
+
+    Softmax and log-softmax both start here; with the maximum subtracted, exp never overflows.
+    """
     xp = array_namespace(logits)
-    e = xp.exp(logits - xp.max(logits, axis=1, keepdims=True))
-    return e / xp.sum(e, axis=1, keepdims=True)
+    shifted = logits - xp.max(logits, axis=1, keepdims=True)
+    exponentials = xp.exp(shifted)
+    return shifted, exponentials, xp.sum(exponentials, axis=1, keepdims=True)
+
+
+def softmax(logits):
+    """Row-wise softmax, numerically stable."""
+    _, exponentials, total = _shifted_exponentials(logits)
+    return exponentials / total
 
 
 def log_softmax(logits):
-    xp = array_namespace(logits)
-    shifted = logits - xp.max(logits, axis=1, keepdims=True)
-    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
+    shifted, _, total = _shifted_exponentials(logits)
+    return shifted - array_namespace(logits).log(total)
+
+
+def _mean_cross_entropy(log_probabilities, Y):
+    return -array_namespace(Y).sum(Y * log_probabilities) / Y.shape[0]
 
 
 def categorical_cross_entropy(logits, Y):
     """Mean over the batch of -sum(Y * log softmax(logits)), computed stably from the logits."""
-    xp = array_namespace(logits, Y)
-    return -xp.sum(Y * log_softmax(logits)) / logits.shape[0]
+    return _mean_cross_entropy(log_softmax(logits), Y)
 
 
 def binary_cross_entropy(logits, Y):
@@ -106,6 +118,18 @@ def output_probabilities(logits):
 def output_loss(logits, Y):
     """The loss that matches the output layer's probabilities."""
     return binary_cross_entropy(logits, Y) if logits.shape[1] == 1 else categorical_cross_entropy(logits, Y)
+
+
+def output_probabilities_and_loss(logits, Y):
+    """``output_probabilities`` and ``output_loss`` together, as a training step needs them.
+
+    For a softmax output both come from one pass of exponentials over the logits.
+    """
+    if logits.shape[1] == 1:
+        return sigmoid(logits), binary_cross_entropy(logits, Y)
+    shifted, exponentials, total = _shifted_exponentials(logits)
+    log_probabilities = shifted - array_namespace(logits).log(total)
+    return exponentials / total, _mean_cross_entropy(log_probabilities, Y)
 
 
 def smooth_labels(Y, amount: float):
@@ -141,20 +165,29 @@ def init_params(layer_sizes, normal, scheme: str = "he"):
 
 
 class Dropout(NamedTuple):
-    """Inverted-dropout masks for one batch, one per hidden layer: 0 (dropped) or 1 / (1 - rate) (kept)."""
+    """Inverted-dropout masks for one batch: 0 (dropped) or 1 / (1 - rate) (kept).
+
+    ``masks`` holds one mask per hidden layer (none when ``rate`` is 0); ``input_mask``, if
+    given, drops input pixels the same way (its rate is already in its kept values).
+    """
 
     rate: float
     masks: list
+    input_mask: object = None
+
+
+def dropout_mask(uniform, rate: float):
+    """A mask from U[0, 1) draws: a unit is kept where its draw is >= ``rate``, and scaled by 1 / (1 - rate).
+
+    The scaling keeps the expected activation unchanged, so evaluation needs no dropout and no rescaling.
+    """
+    xp = array_namespace(uniform)
+    return xp.astype(uniform >= rate, uniform.dtype) / (1.0 - rate)
 
 
 def dropout_masks(uniforms, rate: float) -> Dropout:
-    """Masks from U[0, 1) draws (one array per hidden layer): a unit is kept where its draw is >= ``rate``.
-
-    Kept units are scaled by 1 / (1 - rate) during training, so the expected activation is
-    unchanged and evaluation needs no dropout and no rescaling.
-    """
-    xp = array_namespace(uniforms[0])
-    return Dropout(rate, [xp.astype(u >= rate, u.dtype) / (1.0 - rate) for u in uniforms])
+    """Hidden-layer masks at ``rate`` from U[0, 1) draws, one array of draws per hidden layer."""
+    return Dropout(rate, [dropout_mask(u, rate) for u in uniforms])
 
 
 def l2_penalty(params, l2: float):
@@ -172,15 +205,16 @@ def forward(params, X, activation: str = "relu", dropout: Dropout | None = None)
     """Run the network on the batch ``X``; return every layer's output, ``X`` first and logits last.
 
     The hidden outputs are what backprop needs; the last entry holds the output layer's logits
-    (before softmax or sigmoid). With ``dropout``, each hidden output is multiplied by its mask.
+    (before softmax or sigmoid). With ``dropout``, each hidden output is multiplied by its mask,
+    and so are the inputs if it has an input mask (the first entry is then the masked ``X``).
     """
     g = ACTIVATIONS[activation].forward
-    outputs = [X]
+    outputs = [X if dropout is None or dropout.input_mask is None else X * dropout.input_mask]
     for layer, (W, b) in enumerate(params[:-1]):
         Z = outputs[-1] @ W
         Z += b
         A = g(Z)
-        if dropout is not None:
+        if dropout is not None and dropout.rate:
             A *= dropout.masks[layer]
         outputs.append(A)
     W, b = params[-1]
@@ -201,8 +235,10 @@ def loss(params, X, Y, activation: str = "relu", dropout: Dropout | None = None,
     return value + l2_penalty(params, l2) if l2 else value
 
 
-def backward(params, outputs, Y, activation: str = "relu", dropout: Dropout | None = None):
+def backward(params, outputs, Y, activation: str = "relu", dropout: Dropout | None = None, probabilities=None):
     """Gradients ``[(dW, db), ...]`` of the mean loss, from the outputs that ``forward`` kept.
+
+    ``probabilities`` are the output layer's (``output_probabilities`` of the logits), if already at hand.
 
     dZ = A - Y at the output; dW = A_prev^T dZ / m; db = sum(dZ) / m;
     dZ_prev = (dZ W^T) * g'(Z_prev), with g' written through A_prev. With dropout, A_prev is
@@ -212,7 +248,9 @@ def backward(params, outputs, Y, activation: str = "relu", dropout: Dropout | No
     xp = array_namespace(outputs[-1], Y)
     derivative = ACTIVATIONS[activation].derivative
     m = Y.shape[0]
-    dZ = output_probabilities(outputs[-1]) - Y
+    if probabilities is None:
+        probabilities = output_probabilities(outputs[-1])
+    dZ = probabilities - Y
     dZ /= m
     grads = []
     for layer in range(len(params) - 1, -1, -1):
@@ -221,7 +259,7 @@ def backward(params, outputs, Y, activation: str = "relu", dropout: Dropout | No
         grads.append((A_prev.T @ dZ, xp.sum(dZ, axis=0)))
         if layer > 0:
             dZ = dZ @ W.T
-            if dropout is None:
+            if dropout is None or not dropout.rate:
                 dZ *= derivative(A_prev)
             else:
                 # A_prev holds g(Z) * mask with mask in {0, 1 / (1 - rate)}: undo the scaling for g'.
@@ -237,7 +275,8 @@ def loss_and_grads(params, X, Y, activation: str = "relu", dropout: Dropout | No
     ``dropout`` applies that batch's masks; ``l2`` > 0 adds the L2 penalty to the loss and its gradient.
     """
     outputs = forward(params, X, activation, dropout)
-    value, grads = output_loss(outputs[-1], Y), backward(params, outputs, Y, activation, dropout)
+    probabilities, value = output_probabilities_and_loss(outputs[-1], Y)
+    grads = backward(params, outputs, Y, activation, dropout, probabilities)
     if l2:
         return value + l2_penalty(params, l2), add_l2_gradient(grads, params, l2)
     return value, grads

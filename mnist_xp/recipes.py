@@ -32,6 +32,7 @@ RECIPES = {
         "step_factor": 0.1,
         "l2": 0.0,
         "dropout": 0.0,
+        "input_dropout": 0.0,
         "label_smoothing": 0.0,
         "val": None,
         "patience": None,

@@ -199,6 +199,7 @@ def add_optimization_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--step-factor", type=positive_float, help="step schedule: multiply the rate by this (default 0.1)")
     group.add_argument("--l2", type=non_negative_float, help="L2 penalty (l2/2) * sum(W^2) on the weights (default 0)")
     group.add_argument("--dropout", type=fraction, help="inverted-dropout rate on the hidden layers (default 0)")
+    group.add_argument("--input-dropout", type=fraction, help="inverted-dropout rate on the input pixels (default 0)")
     group.add_argument(
         "--label-smoothing",
         type=fraction,
@@ -308,6 +309,7 @@ def run(args: argparse.Namespace) -> dict:
                     seed=settings["seed"],
                     on_epoch=on_epoch,
                     dropout=settings["dropout"],
+                    input_dropout=settings["input_dropout"],
                     l2=settings["l2"],
                     label_smoothing=settings["label_smoothing"],
                 )
@@ -364,6 +366,8 @@ def describe_optimization(settings: dict) -> str:
     parts.append(f"{settings['schedule']} schedule" + (f", warm-up {settings['warmup']} epochs" if settings["warmup"] else ""))
     if settings["dropout"]:
         parts.append(f"dropout {settings['dropout']}")
+    if settings["input_dropout"]:
+        parts.append(f"input dropout {settings['input_dropout']}")
     if settings["l2"]:
         parts.append(f"l2 {settings['l2']}")
     if settings["label_smoothing"]:

@@ -134,15 +134,20 @@ def train_step(
     return loss
 
 
-def batch_dropout(params, rows: int, rate: float, seed: int, epoch: int, batch: int, dtype: str):
+def batch_dropout(params, rows: int, rate: float, seed: int, epoch: int, batch: int, dtype: str, input_rate: float = 0.0):
     """Dropout masks for batch ``batch`` of ``epoch``: a pure function of (seed, epoch, batch), as the batch order is.
 
-    None when ``rate`` is 0 or the network has no hidden layer.
+    ``rate`` applies to the hidden layers, ``input_rate`` to the input pixels. None when neither
+    applies (both 0, or only hidden dropout and the network has no hidden layer).
     """
-    if not rate or len(params) < 2:
+    hidden = rate if len(params) > 1 else 0.0
+    if not hidden and not input_rate:
         return None
     uniform = uniform_sampler(array_namespace(params[0][0]), (DROPOUT_STREAM, seed, epoch, batch))
-    return nn.dropout_masks([uniform((rows, W.shape[1]), dtype) for W, _ in params[:-1]], rate)
+    masks = nn.dropout_masks([uniform((rows, W.shape[1]), dtype) for W, _ in params[:-1]] if hidden else [], hidden)
+    if input_rate:
+        masks = masks._replace(input_mask=nn.dropout_mask(uniform((rows, params[0][0].shape[0]), dtype), input_rate))
+    return masks
 
 
 def fit(
@@ -158,6 +163,7 @@ def fit(
     seed: int = 0,
     on_epoch: Callable[[TrainState, EpochResult], bool | None] | None = None,
     dropout: float = 0.0,
+    input_dropout: float = 0.0,
     l2: float = 0.0,
     label_smoothing: float = 0.0,
 ) -> TrainState:
@@ -167,7 +173,8 @@ def fit(
     gradient descent over the whole set; a number gives mini-batches shuffled every epoch.
     The epoch's loss is the sample-weighted mean of its batch losses, read from the device
     once per epoch. ``dropout`` is the rate of inverted dropout on the hidden layers (masks drawn
-    per batch from (seed, epoch, batch)); ``l2`` > 0 adds an L2 penalty on the weights.
+    per batch from (seed, epoch, batch)), ``input_dropout`` that on the input pixels; ``l2`` > 0
+    adds an L2 penalty on the weights.
     ``label_smoothing`` > 0 trains on smoothed targets (``nn.smooth_labels``), and the epoch's
     loss is measured against them.
     Training sets the process's malloc to keep freed memory (``backend.keep_freed_memory``).
@@ -182,13 +189,14 @@ def fit(
     full_batch = batch_size is None or batch_size >= n
     # Compaction pays on whole-set products; on mini-batches the per-step gather and scatter of
     # the first layer's weights cost more than the skipped columns save.
-    inputs = compact_inputs(X) if full_batch else CompactInputs(X, None)
+    # Input dropout masks every column, so it keeps them all.
+    inputs = compact_inputs(X) if full_batch and not input_dropout else CompactInputs(X, None)
     while state.epoch < epochs:
         epoch = state.epoch + 1
         started = time.perf_counter()
         rate = schedule(state.step)
         if full_batch:
-            masks = batch_dropout(state.params, n, dropout, seed, epoch, 0, dtype)
+            masks = batch_dropout(state.params, n, dropout, seed, epoch, 0, dtype, input_dropout)
             total = train_step(state, inputs, Y, optimizer, rate, activation, masks, l2)
         else:
             order = to_device(epoch_order(seed, epoch, n), xp)
@@ -196,7 +204,7 @@ def fit(
             with serial_blas(X, batch_size):
                 for batch, (start, stop) in enumerate(batch_slices(n, batch_size)):
                     rows = order[start:stop]
-                    masks = batch_dropout(state.params, stop - start, dropout, seed, epoch, batch, dtype)
+                    masks = batch_dropout(state.params, stop - start, dropout, seed, epoch, batch, dtype, input_dropout)
                     Y_rows = xp.take(Y, rows, axis=0)
                     loss = train_step(
                         state, inputs.take(rows), Y_rows, optimizer, schedule(state.step), activation, masks, l2

@@ -145,17 +145,18 @@ def test_resume_gives_the_weights_of_an_uninterrupted_run(capsys, tmp_path):
     np.testing.assert_array_equal(model[0][0], expected.params[0][0])
 
 
-def test_checkpoint_without_label_smoothing_setting_resumes_without_smoothing(capsys, tmp_path):
+@pytest.mark.parametrize("setting, shown", [("label_smoothing", "label smoothing"), ("input_dropout", "input dropout")])
+def test_checkpoint_without_a_later_setting_resumes_without_it(capsys, tmp_path, setting, shown):
     common = ["--limit", "300", "--hidden", "16", "--batch-size", "100"]
     with_setting, without = tmp_path / "with.npz", tmp_path / "without.npz"
     assert run_main([*common, "--epochs", "1", "--checkpoint", with_setting], capsys)[0] == 0
     saved = checkpoint.load(with_setting)
-    assert saved.settings.pop("label_smoothing") == 0.0  # written by a version that did not know the option
+    assert saved.settings.pop(setting) == 0.0  # written by a version that did not know the option
     checkpoint.save(without, saved)
     code, out, _ = run_main(["--resume", without, "--epochs", "2"], capsys)
     assert code == 0
-    assert "label smoothing" not in out
-    assert checkpoint.load(without).settings["label_smoothing"] == 0.0
+    assert shown not in out
+    assert checkpoint.load(without).settings[setting] == 0.0
 
 
 def test_divergence_stops_with_exit_3_and_keeps_the_last_good_checkpoint(capsys, tmp_path):

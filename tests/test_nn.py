@@ -82,6 +82,17 @@ def test_loss_gradient_wrt_logits_is_probabilities_minus_targets(backend, classe
     np.testing.assert_allclose(analytic, numeric_gradient(f, logits), rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.parametrize("classes", [1, 4])
+def test_probabilities_and_loss_together_equal_each_alone(backend, classes):
+    rng = np.random.default_rng(2)
+    logits = backend.asarray(rng.normal(size=(6, classes)) * 30)
+    Y = backend.asarray(rng.integers(0, 2, size=(6, 1)) if classes == 1 else np.eye(classes)[rng.integers(0, classes, 6)])
+    probabilities, loss = nn.output_probabilities_and_loss(logits, Y)
+    np.testing.assert_array_equal(backend.to_numpy(probabilities), backend.to_numpy(nn.output_probabilities(logits)))
+    assert float(loss) == float(nn.output_loss(logits, Y))
+    assert np.isfinite(float(loss))
+
+
 def test_cross_entropy_matches_its_definition(backend):
     logits = np.array([[2.0, 1.0, 0.1], [0.5, 2.5, -1.0]])
     targets = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])

@@ -1,4 +1,4 @@
-"""L2, dropout and label smoothing: gradients against finite differences, dropout's scaling, its absence at evaluation."""
+"""L2, dropout (hidden and input) and label smoothing: gradients against finite differences, dropout's scaling, its absence at evaluation."""
 
 from __future__ import annotations
 
@@ -40,6 +40,27 @@ def test_dropout_gradient_matches_finite_differences_for_fixed_masks(backend, ac
     check_gradients(backend, params, host_params, backend.asarray(X_host), backend.asarray(Y_host), activation, dropout)
 
 
+@pytest.mark.parametrize("hidden_rate", [0.0, 0.4])
+def test_input_dropout_gradient_matches_finite_differences_for_fixed_masks(backend, hidden_rate):
+    host_params, X_host, Y_host = tiny_problem([5, 6, 4, 3])
+    params = device_params(backend, host_params)
+    rng = np.random.default_rng(4)
+    hidden = nn.dropout_masks([backend.asarray(rng.random((7, 6))), backend.asarray(rng.random((7, 4)))], 0.4)
+    input_mask = nn.dropout_mask(backend.asarray(rng.random((7, 5))), 0.3)
+    dropout = (hidden if hidden_rate else nn.Dropout(0.0, []))._replace(input_mask=input_mask)
+    check_gradients(backend, params, host_params, backend.asarray(X_host), backend.asarray(Y_host), "relu", dropout)
+
+
+def test_input_dropout_multiplies_the_inputs_by_their_mask(backend):
+    host_params, X_host, _ = tiny_problem([4, 3, 2])
+    params = device_params(backend, host_params)
+    input_mask = nn.dropout_mask(backend.asarray(np.array([[0.9, 0.1, 0.6, 0.2]] * 7)), 0.5)
+    dropped = nn.forward(params, backend.asarray(X_host), "relu", nn.Dropout(0.0, [], input_mask))
+    on_masked = nn.forward(params, backend.asarray(X_host * np.array([2.0, 0.0, 2.0, 0.0])), "relu")
+    for got, expected in zip(dropped, on_masked):
+        np.testing.assert_allclose(backend.to_numpy(got), backend.to_numpy(expected))
+
+
 def test_dropout_masks_are_zero_or_scaled_by_the_keep_probability(backend):
     uniform = backends.uniform_sampler(backend.xp, (5, 1, 2))
     u = uniform((400, 300), "float64")
@@ -77,6 +98,38 @@ def test_batch_dropout_depends_on_seed_epoch_and_batch_only():
         assert not np.array_equal(mask, batch_dropout(params, 5, 0.5, *key, "float64").masks[0])
     assert batch_dropout(params, 5, 0.0, 0, 1, 2, "float64") is None
     assert batch_dropout(params[1:], 5, 0.5, 0, 1, 2, "float64") is None
+
+
+def test_batch_input_dropout_masks_every_pixel_and_leaves_the_hidden_masks_as_they_were():
+    xp = backends.namespace("cpu")
+    params = [(xp.zeros((300, 8)), xp.zeros(8)), (xp.zeros((8, 2)), xp.zeros(2))]
+    both = batch_dropout(params, 50, 0.5, 0, 1, 2, "float64", input_rate=0.2)
+    np.testing.assert_array_equal(both.masks[0], batch_dropout(params, 50, 0.5, 0, 1, 2, "float64").masks[0])
+    assert both.input_mask.shape == (50, 300)
+    assert set(np.unique(both.input_mask)) == {0.0, 1 / 0.8}
+    assert abs((both.input_mask == 0).mean() - 0.2) < 0.02
+    inputs_only = batch_dropout(params, 50, 0.0, 0, 1, 2, "float64", input_rate=0.2)
+    assert inputs_only.rate == 0.0 and inputs_only.masks == [] and inputs_only.input_mask.shape == (50, 300)
+    assert batch_dropout(params[1:], 50, 0.5, 0, 1, 2, "float64", input_rate=0.2).masks == []
+
+
+@pytest.mark.parametrize("batch_size", [16, None], ids=["mini-batch", "full-batch"])
+def test_fit_with_input_dropout_trains_differently_and_repeatably(batch_size):
+    xp = backends.namespace("cpu")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 40))
+    X[:, :20] = 0.0  # columns that full-batch training would otherwise compact away
+    X, Y = xp.asarray(X), xp.asarray(np.eye(3)[rng.integers(0, 3, 64)])
+
+    def train(input_dropout):
+        params = nn.init_params([40, 16, 3], backends.standard_normal(backends.host_rng(1), xp, "float64"))
+        state = TrainState(params, sgd().init(params))
+        fit(state, X, Y, optimizer=sgd(), learning_rate=0.1, epochs=2, batch_size=batch_size, input_dropout=input_dropout)
+        return state.params[0][0]
+
+    dropped = train(0.3)
+    np.testing.assert_array_equal(dropped, train(0.3))
+    assert not np.allclose(dropped, train(0.0))
 
 
 def test_training_with_dropout_is_repeatable_and_evaluation_has_no_dropout():
