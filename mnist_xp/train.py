@@ -198,8 +198,10 @@ def add_optimization_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--step-factor", type=positive_float, help="step schedule: multiply the rate by this (default 0.1)")
     group.add_argument("--l2", type=non_negative_float, help="L2 penalty (l2/2) * sum(W^2) on the weights (default 0)")
-    group.add_argument("--dropout", type=fraction, help="inverted-dropout rate on the hidden layers (default 0)")
-    group.add_argument("--input-dropout", type=fraction, help="inverted-dropout rate on the input pixels (default 0)")
+    group.add_argument("--dropout", type=fraction, metavar="RATE", help="inverted-dropout rate on the hidden layers (default 0)")
+    group.add_argument(
+        "--input-dropout", type=fraction, metavar="RATE", help="inverted-dropout rate on the input pixels (default 0)"
+    )
     group.add_argument(
         "--label-smoothing",
         type=fraction,
