@@ -189,7 +189,7 @@ def fit(
     full_batch = batch_size is None or batch_size >= n
     # Compaction pays on whole-set products; on mini-batches the per-step gather and scatter of
     # the first layer's weights cost more than the skipped columns save.
-    # Input dropout masks every column, so it keeps them all.
+    # Input-dropout masks cover all the columns, so with them the inputs stay whole.
     inputs = compact_inputs(X) if full_batch and not input_dropout else CompactInputs(X, None)
     while state.epoch < epochs:
         epoch = state.epoch + 1
