@@ -140,11 +140,12 @@ def batch_dropout(params, rows: int, rate: float, seed: int, epoch: int, batch: 
     ``rate`` applies to the hidden layers, ``input_rate`` to the input pixels. None when neither
     applies (both 0, or only hidden dropout and the network has no hidden layer).
     """
-    hidden = rate if len(params) > 1 else 0.0
-    if not hidden and not input_rate:
+    hidden_rate = rate if len(params) > 1 else 0.0
+    if not hidden_rate and not input_rate:
         return None
     uniform = uniform_sampler(array_namespace(params[0][0]), (DROPOUT_STREAM, seed, epoch, batch))
-    masks = nn.dropout_masks([uniform((rows, W.shape[1]), dtype) for W, _ in params[:-1]] if hidden else [], hidden)
+    hidden_draws = [uniform((rows, W.shape[1]), dtype) for W, _ in params[:-1]] if hidden_rate else []
+    masks = nn.dropout_masks(hidden_draws, hidden_rate)
     if input_rate:
         masks = masks._replace(input_mask=nn.dropout_mask(uniform((rows, params[0][0].shape[0]), dtype), input_rate))
     return masks
