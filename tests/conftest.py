@@ -31,6 +31,12 @@ def _cupy_namespace():
         pytest.skip(f"CuPy backend unavailable: {exc}")
 
 
+@pytest.fixture
+def gpu():
+    """Skips the test unless CuPy and a CUDA GPU are present."""
+    _cupy_namespace()
+
+
 @pytest.fixture(params=["numpy", "array_api_strict", "cupy"])
 def backend(request):
     if request.param == "numpy":

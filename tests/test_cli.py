@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import subprocess
 import sys
@@ -62,6 +63,47 @@ def test_gpu_without_cupy_is_a_one_line_error():
     assert result.stderr.strip().splitlines() == [
         "error: --device gpu needs CuPy, which is not installed; install it with: pip install 'mnist-xp[gpu]'"
     ]
+
+
+def train_report(tmp_path, name, *args):
+    """Run the training command with ``--report``; its stdout and the report."""
+    report = tmp_path / f"{name}.json"
+    result = run_train(*args, "--report", str(report))
+    assert result.returncode == 0, result.stderr
+    return result.stdout, json.loads(report.read_text())
+
+
+def epoch_losses(report):
+    return [entry["loss"] for entry in report["history"]]
+
+
+TWIN_RUN = (
+    "--limit", "3000", "--epochs", "3", "--hidden", "64,32", "--dtype", "float64", "--optimizer", "nesterov",
+    "--lr", "0.1", "--schedule", "cosine", "--warmup", "1", "--l2", "1e-4", "--label-smoothing", "0.1", "--val", "500",
+)  # fmt: skip
+
+
+def test_a_gpu_run_matches_the_cpu_run(gpu, tmp_path):
+    """The weights and the batch order are drawn on the host, so in float64 the backends agree to rounding."""
+    _, on_cpu = train_report(tmp_path, "cpu", *TWIN_RUN, "--device", "cpu")
+    out, on_gpu = train_report(tmp_path, "gpu", *TWIN_RUN, "--device", "gpu")
+    assert "float64 on gpu" in out.splitlines()[0]
+    assert epoch_losses(on_gpu) == pytest.approx(epoch_losses(on_cpu), rel=1e-9)
+    assert on_gpu["history"][-1]["metrics"] == pytest.approx(on_cpu["history"][-1]["metrics"], rel=1e-9)
+    assert on_gpu["test"]["loss"] == pytest.approx(on_cpu["test"]["loss"], rel=1e-9)
+    assert on_gpu["test"]["confusion_matrix"] == on_cpu["test"]["confusion_matrix"]
+
+
+def test_gpu_dropout_runs_repeat_and_learn(gpu, tmp_path):
+    """Dropout masks come from CuPy's generator: the same seed gives the same run, another seed another."""
+    run = ("--device", "gpu", "--limit", "3000", "--epochs", "3", "--dropout", "0.3", "--input-dropout", "0.1")
+    _, first = train_report(tmp_path, "first", *run)
+    _, again = train_report(tmp_path, "again", *run)
+    _, other = train_report(tmp_path, "other", *run, "--seed", "1")
+    assert epoch_losses(again) == epoch_losses(first)
+    assert again["test"]["confusion_matrix"] == first["test"]["confusion_matrix"]
+    assert epoch_losses(other) != epoch_losses(first)
+    assert first["test"]["accuracy"] > 0.8  # 85-88 % in such runs; 10 % is chance
 
 
 def write_broken_dataset(folder: Path) -> None:

@@ -132,6 +132,20 @@ def test_a_missing_image_argument_is_a_usage_error(files, capsys):
     assert "the following arguments are required: IMAGE" in capsys.readouterr().err
 
 
+def test_gpu_gives_the_cpu_answers(gpu, files, capsys):
+    model, digits = files
+    on_cpu = run_predict(capsys, model, *digits, "--json")
+    on_gpu = run_predict(capsys, model, *digits, "--json", "--device", "gpu")
+    assert on_gpu[0] == on_cpu[0] == 0
+    cpu_records, gpu_records = json.loads(on_cpu[1]), json.loads(on_gpu[1])
+    for cpu_record, gpu_record in zip(cpu_records, gpu_records, strict=True):
+        assert [entry["digit"] for entry in gpu_record["top"]] == [entry["digit"] for entry in cpu_record["top"]]
+        # Printed to six places: float32 results a rounding apart may print one unit apart.
+        assert [entry["probability"] for entry in gpu_record["top"]] == pytest.approx(
+            [entry["probability"] for entry in cpu_record["top"]], abs=2e-6
+        )
+
+
 @pytest.mark.skipif(HAS_CUPY, reason="CuPy is installed: the missing-CuPy message cannot be shown")
 def test_gpu_without_cupy_is_a_one_line_error(files, capsys):
     code, out, err = run_predict(capsys, files[0], files[1][0], "--device", "gpu")
