@@ -8,6 +8,7 @@ import numpy  # noqa: F401  (loads NumPy's BLAS, so threadpoolctl can report it)
 import pytest
 
 from mnist_xp import backend
+from mnist_xp.errors import BackendError
 
 from . import machine
 
@@ -52,3 +53,14 @@ def warn_forced_coretype():
 def same_allocator_for_everyone():
     """Training sets malloc to keep freed memory (process-wide); set it before any benchmark, so every library runs with it."""
     backend.keep_freed_memory()
+
+
+@pytest.fixture(params=["cpu", "gpu"])
+def device(request):
+    """Each device benchmark runs on the CPU (NumPy) and, where CuPy sees a CUDA GPU, on the GPU."""
+    if request.param == "gpu":
+        try:
+            backend.namespace("gpu")
+        except BackendError as exc:
+            pytest.skip(f"CuPy benchmarks need a GPU: {exc}")
+    return request.param

@@ -25,9 +25,12 @@ def keras_model(host_params, dtype: str, optimizer):
     return model
 
 
-def torch_model(host_params, dtype: str):
-    """A PyTorch Sequential twin of the network on the CPU, and the torch module."""
+def torch_model(host_params, dtype: str, device: str = "cpu"):
+    """A PyTorch Sequential twin of the network on ``device`` ('gpu' is CUDA): the model, the torch module and its device."""
     torch = pytest.importorskip("torch", reason="PyTorch is not installed: pip install 'mnist-xp[bench]'")
+    if device == "gpu" and not torch.cuda.is_available():
+        pytest.skip("this PyTorch sees no CUDA GPU")
+    target = torch.device("cuda" if device == "gpu" else "cpu")
     modules = []
     for W, b in host_params:
         linear = torch.nn.Linear(*np.asarray(W).shape, dtype=getattr(torch, dtype))
@@ -35,4 +38,16 @@ def torch_model(host_params, dtype: str):
             linear.weight.copy_(torch.from_numpy(np.asarray(W).T.copy()))
             linear.bias.copy_(torch.from_numpy(np.asarray(b)))
         modules += [linear, torch.nn.ReLU()]
-    return torch.nn.Sequential(*modules[:-1]), torch
+    return torch.nn.Sequential(*modules[:-1]).to(target), torch, target
+
+
+def torch_synchronized(torch, fn):
+    """``fn`` followed by a wait for the GPU's queued work, if CUDA is in use (for honest timings)."""
+
+    def run():
+        result = fn()
+        if torch.cuda.is_initialized():
+            torch.cuda.synchronize()
+        return result
+
+    return run

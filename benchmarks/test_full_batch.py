@@ -10,25 +10,14 @@ from __future__ import annotations
 import pytest
 
 from mnist_xp import backend, nn
-from mnist_xp.errors import BackendError
 from mnist_xp.optim import sgd
 from mnist_xp.training import CompactInputs, TrainState, compact_inputs, train_step
 
-from .peers import keras_model, torch_model
+from .peers import keras_model, torch_model, torch_synchronized
 from .workload import LAYERS, SGD_LR, backward_flop, forward_flop, host_params, mnist, record, step_flop
 
 DTYPES = ("float32", "float64")
 ROUNDS = dict(rounds=5, warmup_rounds=1)
-
-
-@pytest.fixture(params=["cpu", "gpu"])
-def device(request):
-    if request.param == "gpu":
-        try:
-            backend.namespace("gpu")
-        except BackendError as exc:
-            pytest.skip(f"CuPy benchmarks need a GPU: {exc}")
-    return request.param
 
 
 def device_params(device: str, dtype: str):
@@ -103,10 +92,10 @@ def test_keras_train_on_batch(benchmark, dtype, train_limit):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_torch_eager_step(benchmark, dtype, train_limit):
+def test_torch_eager_step(benchmark, device, dtype, train_limit):
     X, _, labels = mnist("cpu", dtype, train_limit)
-    model, torch = torch_model(host_params(dtype), dtype)
-    X_t, labels_t = torch.from_numpy(X), torch.from_numpy(labels)
+    model, torch, target = torch_model(host_params(dtype), dtype, device)
+    X_t, labels_t = torch.from_numpy(X).to(target), torch.from_numpy(labels).to(target)
     optimizer = torch.optim.SGD(model.parameters(), lr=SGD_LR)
     loss_fn = torch.nn.CrossEntropyLoss()
 
@@ -117,8 +106,8 @@ def test_torch_eager_step(benchmark, dtype, train_limit):
         optimizer.step()
         return loss
 
-    benchmark.pedantic(step, **ROUNDS)
-    record(benchmark, impl="torch", work="step", device="cpu", dtype=dtype, samples=X.shape[0], flop=step_flop(X.shape[0]))
+    benchmark.pedantic(torch_synchronized(torch, step), **ROUNDS)
+    record(benchmark, impl="torch", work="step", device=device, dtype=dtype, samples=X.shape[0], flop=step_flop(X.shape[0]))
 
 
 def test_flop_counts_match_the_layer_shapes():

@@ -2,7 +2,8 @@
 
 ``ours`` is ``training.fit`` for one more epoch; Keras runs ``fit`` for one epoch; PyTorch
 an eager loop with ``torch.optim.Adam`` set to Keras's epsilon. Each library shuffles its
-own way; the work (one forward, backward and update per batch) is the same.
+own way; the work (one forward, backward and update per batch) is the same. Ours and PyTorch
+also run on the GPU where there is one (Keras only on the CPU).
 """
 
 from __future__ import annotations
@@ -13,21 +14,21 @@ from mnist_xp import backend
 from mnist_xp.optim import adam
 from mnist_xp.training import TrainState, epoch_order, fit
 
-from .peers import keras_model, torch_model
+from .peers import keras_model, torch_model, torch_synchronized
 from .workload import ADAM_LR, BATCH_SIZES, SEED, host_params, mnist, record, step_flop
 
 DTYPE = "float32"
 ROUNDS = dict(rounds=2, warmup_rounds=0)
 
 
-def record_epoch(benchmark, impl, n, batch_size):
-    record(benchmark, impl=impl, work="adam-epoch", device="cpu", dtype=DTYPE, samples=n, flop=step_flop(n), batch=batch_size)
+def record_epoch(benchmark, impl, device, n, batch_size):
+    record(benchmark, impl=impl, work="adam-epoch", device=device, dtype=DTYPE, samples=n, flop=step_flop(n), batch=batch_size)
 
 
 @pytest.mark.parametrize("batch_size", BATCH_SIZES)
-def test_ours_adam_epoch(benchmark, batch_size, train_limit):
-    X, Y, _ = mnist("cpu", DTYPE, train_limit)
-    xp = backend.namespace("cpu")
+def test_ours_adam_epoch(benchmark, device, batch_size, train_limit):
+    X, Y, _ = mnist(device, DTYPE, train_limit)
+    xp = backend.namespace(device)
     params = [(backend.to_device(W, xp), backend.to_device(b, xp)) for W, b in host_params(DTYPE)]
     optimizer = adam()
     state = TrainState(params, optimizer.init(params))
@@ -36,7 +37,7 @@ def test_ours_adam_epoch(benchmark, batch_size, train_limit):
         return fit(state, X, Y, optimizer=optimizer, learning_rate=ADAM_LR, epochs=state.epoch + 1, batch_size=batch_size, seed=SEED)
 
     benchmark.pedantic(one_epoch, **ROUNDS)
-    record_epoch(benchmark, "ours", X.shape[0], batch_size)
+    record_epoch(benchmark, "ours", device, X.shape[0], batch_size)
 
 
 @pytest.mark.parametrize("batch_size", BATCH_SIZES)
@@ -47,21 +48,21 @@ def test_keras_fit_adam_epoch(benchmark, batch_size, train_limit):
     warm = batch_size + X.shape[0] % batch_size
     model.fit(X[:warm], Y[:warm], batch_size=batch_size, epochs=1, verbose=0)
     benchmark.pedantic(lambda: model.fit(X, Y, batch_size=batch_size, epochs=1, verbose=0), **ROUNDS)
-    record_epoch(benchmark, "keras", X.shape[0], batch_size)
+    record_epoch(benchmark, "keras", "cpu", X.shape[0], batch_size)
 
 
 @pytest.mark.parametrize("batch_size", BATCH_SIZES)
-def test_torch_eager_adam_epoch(benchmark, batch_size, train_limit):
+def test_torch_eager_adam_epoch(benchmark, device, batch_size, train_limit):
     X, _, labels = mnist("cpu", DTYPE, train_limit)
-    model, torch = torch_model(host_params(DTYPE), DTYPE)
-    X_t, labels_t = torch.from_numpy(X), torch.from_numpy(labels)
+    model, torch, target = torch_model(host_params(DTYPE), DTYPE, device)
+    X_t, labels_t = torch.from_numpy(X).to(target), torch.from_numpy(labels).to(target)
     optimizer = torch.optim.Adam(model.parameters(), lr=ADAM_LR, eps=1e-7)
     loss_fn = torch.nn.CrossEntropyLoss()
     n = X.shape[0]
     epochs = iter(range(1, 1_000_000))
 
     def one_epoch():
-        order = torch.from_numpy(epoch_order(SEED, next(epochs), n))
+        order = torch.from_numpy(epoch_order(SEED, next(epochs), n)).to(target)
         for start in range(0, n, batch_size):
             rows = order[start : start + batch_size]
             optimizer.zero_grad()
@@ -69,5 +70,5 @@ def test_torch_eager_adam_epoch(benchmark, batch_size, train_limit):
             loss.backward()
             optimizer.step()
 
-    benchmark.pedantic(one_epoch, **ROUNDS)
-    record_epoch(benchmark, "torch", n, batch_size)
+    benchmark.pedantic(torch_synchronized(torch, one_epoch), **ROUNDS)
+    record_epoch(benchmark, "torch", device, n, batch_size)
