@@ -93,6 +93,14 @@ def test_probabilities_and_loss_together_equal_each_alone(backend, classes):
     assert np.isfinite(float(loss))
 
 
+@pytest.mark.parametrize("shape", [(1, 3), (7, 1), (300, 10)])
+def test_column_sums_are_the_sums_down_each_column(backend, shape):
+    host = np.random.default_rng(5).standard_normal(shape)
+    sums = nn.column_sums(backend.asarray(host))
+    assert sums.shape == (shape[1],)
+    np.testing.assert_allclose(backend.to_numpy(sums), host.sum(axis=0), rtol=1e-12, atol=1e-12)
+
+
 def test_cross_entropy_matches_its_definition(backend):
     logits = np.array([[2.0, 1.0, 0.1], [0.5, 2.5, -1.0]])
     targets = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
