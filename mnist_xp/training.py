@@ -8,11 +8,11 @@ epoch)``, so a run resumed from any epoch sees the same batches as one never sto
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
-from array_api_compat import array_namespace
+from array_api_compat import array_namespace, device
 
 from . import nn
 from .backend import keep_freed_memory, serial_blas, synchronize, to_device, to_host, uniform_sampler
@@ -68,15 +68,29 @@ class CompactInputs:
 
     Such a column adds exactly nothing to the first layer's products, and its weights' loss
     gradient is exactly zero, so dropping it once gives the same step for less work.
-    ``X`` holds the kept columns; ``kept`` marks them (None when every column is kept).
+    ``X`` holds the kept columns and ``columns`` their indices (None when every column is kept);
+    ``gradient_rows`` gives each input column its row in the kept rows' gradient, or one past
+    them (a row of zeros) where the column was dropped. Both ways are gathers of fixed size:
+    a boolean index would make each step wait for the GPU to count its elements.
     """
 
     X: object
-    kept: object | None
+    columns: object | None
+    gradient_rows: object | None = None
 
     def take(self, rows) -> CompactInputs:
         """The samples ``rows`` (an index array) of these inputs."""
-        return CompactInputs(array_namespace(self.X).take(self.X, rows, axis=0), self.kept)
+        return replace(self, X=array_namespace(self.X).take(self.X, rows, axis=0))
+
+    def first_layer(self, W):
+        """The rows of the first layer's weights that meet the kept columns."""
+        return array_namespace(W).take(W, self.columns, axis=0)
+
+    def full_gradient(self, dW_kept):
+        """The first layer's weight gradient from its kept rows: exactly zero on the dropped ones."""
+        xp = array_namespace(dW_kept)
+        zeros = xp.zeros((1, dW_kept.shape[1]), dtype=dW_kept.dtype, device=device(dW_kept))
+        return xp.take(xp.concat([dW_kept, zeros]), self.gradient_rows, axis=0)
 
 
 COLUMN_ALIGNMENT = 16
@@ -97,7 +111,10 @@ def compact_inputs(X) -> CompactInputs:
         return CompactInputs(X, None)
     dropped_rank = xp.cumulative_sum(xp.astype(~kept, xp.int64))
     kept = kept | (~kept & (dropped_rank <= padding))
-    return CompactInputs(xp.take(X, xp.nonzero(kept)[0], axis=1), kept)
+    columns = xp.nonzero(kept)[0]
+    kept_rank = xp.cumulative_sum(xp.astype(kept, xp.int64)) - 1
+    gradient_rows = xp.where(kept, kept_rank, xp.asarray(columns.shape[0], dtype=kept_rank.dtype, device=device(X)))
+    return CompactInputs(xp.take(X, columns, axis=1), columns, gradient_rows)
 
 
 def train_step(
@@ -117,15 +134,12 @@ def train_step(
     added afterwards on the whole weights, since it does not vanish on the dropped rows.
     """
     params = state.params
-    if inputs.kept is not None:
-        xp = array_namespace(inputs.X)
+    if inputs.columns is not None:
         W, b = params[0]
-        params = [(W[inputs.kept], b), *params[1:]]
+        params = [(inputs.first_layer(W), b), *params[1:]]
     loss, grads = nn.loss_and_grads(params, inputs.X, Y, activation, dropout)
-    if inputs.kept is not None:
-        dW = xp.zeros_like(W)
-        dW[inputs.kept] = grads[0][0]
-        grads[0] = (dW, grads[0][1])
+    if inputs.columns is not None:
+        grads[0] = (inputs.full_gradient(grads[0][0]), grads[0][1])
     if l2:
         loss = loss + nn.l2_penalty(state.params, l2)
         grads = nn.add_l2_gradient(grads, state.params, l2)

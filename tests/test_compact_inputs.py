@@ -20,10 +20,13 @@ def test_compact_inputs_drop_the_columns_zero_in_every_sample_keeping_an_aligned
     inputs = compact_inputs(backend.asarray(host))
     expected = np.ones(host.shape[1], dtype=bool)
     expected[zero[2:]] = False
-    np.testing.assert_array_equal(backend.to_numpy(inputs.kept), expected)
+    np.testing.assert_array_equal(backend.to_numpy(inputs.columns), np.flatnonzero(expected))
+    rows = np.full(host.shape[1], expected.sum())
+    rows[expected] = np.arange(expected.sum())
+    np.testing.assert_array_equal(backend.to_numpy(inputs.gradient_rows), rows)
     np.testing.assert_array_equal(backend.to_numpy(inputs.X), host[:, expected])
     assert inputs.X.shape[1] % COLUMN_ALIGNMENT == 0
-    assert compact_inputs(backend.asarray(host[:, 12:22])).kept is None  # too few zero columns to gain
+    assert compact_inputs(backend.asarray(host[:, 12:22])).columns is None  # too few zero columns to gain
 
 
 @pytest.mark.parametrize("make_optimizer, lr", [(sgd, 0.5), (adam, 1e-3)], ids=["sgd", "adam"])
@@ -33,7 +36,7 @@ def test_steps_on_compacted_mnist_match_the_plain_steps(backend, make_optimizer,
     dataset = data.load(backend.xp, "float64", limit=300)
     X, Y = dataset.X_train, dataset.Y_train
     inputs = compact_inputs(X)
-    assert inputs.kept is not None and inputs.X.shape[1] < X.shape[1]  # MNIST's border pixels are all blank
+    assert inputs.columns is not None and inputs.X.shape[1] < X.shape[1]  # MNIST's border pixels are all blank
 
     def run(batches):
         params = nn.init_params([784, 16, 10], backends.standard_normal(backends.host_rng(3), backend.xp, "float64"))
