@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Callable
@@ -13,13 +14,27 @@ from .errors import MnistXpError
 def run_reporting_errors(action: Callable[[], int | None]) -> int:
     """Run ``action``; a project error prints ``error: ...`` and gives 1, Ctrl-C gives 130."""
     try:
-        return action() or 0
+        code = action() or 0
+        sys.stdout.flush()  # a closed pipe shows here, not at the interpreter's exit
+        return code
     except MnistXpError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return stdout_closed()
+
+
+def stdout_closed() -> int:
+    """The reader of our output went away (``... | head``): stop quietly, with exit status 1.
+
+    Later writes, including the interpreter's final flush, go to the null device instead of
+    raising again.
+    """
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 1
 
 
 def add_data_dir_option(parser: argparse.ArgumentParser) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import backend, checkpoint, curves, data, guard, metrics, modelfile, nn, plots, resume, schedules
+from . import backend, checkpoint, cli, curves, data, guard, metrics, modelfile, nn, plots, resume, schedules
 from .cli import add_data_dir_option
 from .errors import DivergenceError, MnistXpError, UsageError
 from .recipes import OPTIMIZERS, RECIPES, make_optimizer, make_schedule
@@ -424,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"argument --save: {args.save} is also the checkpoint; give the model another file name")
     try:
         run(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at the interpreter's exit
     except UsageError as exc:
         parser.error(str(exc))
     except DivergenceError as exc:
@@ -440,6 +441,8 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError:
         print("error: not enough memory for this run (try smaller --hidden layers or a --limit)", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        return cli.stdout_closed()
     return 0
 
 

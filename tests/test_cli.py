@@ -106,6 +106,17 @@ def test_gpu_dropout_runs_repeat_and_learn(gpu, tmp_path):
     assert first["test"]["accuracy"] > 0.8  # 85-88 % in such runs; 10 % is chance
 
 
+@pytest.mark.parametrize("unbuffered", ["1", ""], ids=["unbuffered", "buffered"])
+def test_a_reader_that_went_away_ends_the_run_without_a_traceback(unbuffered):
+    """As with ``... | head``: the run's output has nowhere to go."""
+    env = dict(os.environ, PYTHONUNBUFFERED=unbuffered)
+    command = [sys.executable, "-m", "mnist_xp.train", "--limit", "500", "--epochs", "2"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as process:
+        process.stdout.close()
+        errors = process.stderr.read()
+    assert process.returncode == 1 and errors == ""
+
+
 def write_broken_dataset(folder: Path) -> None:
     for stem in data.FILES.values():
         (folder / f"{stem}.gz").write_bytes((data.BUNDLED_DIR / f"{stem}.gz").read_bytes())
