@@ -34,6 +34,7 @@ RECIPES = {
         "dropout": 0.0,
         "input_dropout": 0.0,
         "label_smoothing": 0.0,
+        "shift": 0,
         "val": None,
         "patience": None,
     },

@@ -68,6 +68,17 @@ def fraction(text: str) -> float:
     return value
 
 
+MAX_SHIFT = 4
+"""MNIST's digits sit in a 20 x 20 box in the middle of the 28 x 28 frame: 4 pixels of margin."""
+
+
+def shift_pixels(text: str) -> int:
+    value = _number(text, int, "a whole number")
+    if not 0 <= value <= MAX_SHIFT:
+        raise argparse.ArgumentTypeError(f"{text!r} is outside 0..{MAX_SHIFT}")
+    return value
+
+
 def hidden_sizes(text: str) -> list[int]:
     """'128' or '256,128' to [128] or [256, 128]; an empty string means no hidden layer."""
     if text.strip() == "":
@@ -203,6 +214,12 @@ def add_optimization_options(parser: argparse.ArgumentParser) -> None:
         "--input-dropout", type=fraction, metavar="RATE", help="inverted-dropout rate on the input pixels (default 0)"
     )
     group.add_argument(
+        "--shift",
+        type=shift_pixels,
+        metavar="PIXELS",
+        help="augmentation: move each training batch by a random offset of up to PIXELS pixels each way (default 0)",
+    )
+    group.add_argument(
         "--label-smoothing",
         type=fraction,
         metavar="AMOUNT",
@@ -314,6 +331,7 @@ def run(args: argparse.Namespace) -> dict:
                     input_dropout=settings["input_dropout"],
                     l2=settings["l2"],
                     label_smoothing=settings["label_smoothing"],
+                    shift=settings["shift"],
                 )
                 keeper.save()
             except guard.Interrupted as stop:
@@ -374,6 +392,8 @@ def describe_optimization(settings: dict) -> str:
         parts.append(f"l2 {settings['l2']}")
     if settings["label_smoothing"]:
         parts.append(f"label smoothing {settings['label_smoothing']}")
+    if settings["shift"]:
+        parts.append(f"shifts of up to {settings['shift']} px")
     if settings["val"] is not None:
         parts.append(f"validation {settings['val']} images" + (f", patience {settings['patience']}" if settings["patience"] else ""))
     return "           " + ", ".join(parts)

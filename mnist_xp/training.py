@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 from array_api_compat import array_namespace, device
 
-from . import nn
+from . import augment, nn
 from .backend import keep_freed_memory, serial_blas, synchronize, to_device, to_host, uniform_sampler
 
 DROPOUT_STREAM = 1
@@ -165,6 +165,13 @@ def batch_dropout(params, rows: int, rate: float, seed: int, epoch: int, batch: 
     return masks
 
 
+def shifted(inputs: CompactInputs, offsets, batch: int) -> CompactInputs:
+    """The batch's inputs moved by its offset (whole inputs only), or as they are without offsets."""
+    if offsets is None:
+        return inputs
+    return CompactInputs(augment.shift_images(inputs.X, *offsets[batch]), None)
+
+
 def fit(
     state: TrainState,
     X,
@@ -181,6 +188,7 @@ def fit(
     input_dropout: float = 0.0,
     l2: float = 0.0,
     label_smoothing: float = 0.0,
+    shift: int = 0,
 ) -> TrainState:
     """Train from ``state`` until ``epochs`` epochs are done (or ``on_epoch`` returns True).
 
@@ -192,6 +200,8 @@ def fit(
     adds an L2 penalty on the weights.
     ``label_smoothing`` > 0 trains on smoothed targets (``nn.smooth_labels``), and the epoch's
     loss is measured against them.
+    ``shift`` > 0 moves each batch by its own random offset of up to ``shift`` pixels each way
+    (``augment.shift_images``; offsets drawn per epoch from (seed, epoch)).
     Training sets the process's malloc to keep freed memory (``backend.keep_freed_memory``).
     """
     xp = array_namespace(X, Y)
@@ -204,26 +214,27 @@ def fit(
     full_batch = batch_size is None or batch_size >= n
     # Compaction pays on whole-set products; on mini-batches the per-step gather and scatter of
     # the first layer's weights cost more than the skipped columns save.
-    # Input-dropout masks cover all the columns, so with them the inputs stay whole.
-    inputs = compact_inputs(X) if full_batch and not input_dropout else CompactInputs(X, None)
+    # Input-dropout masks and shifts need all the columns, so with them the inputs stay whole.
+    inputs = compact_inputs(X) if full_batch and not input_dropout and not shift else CompactInputs(X, None)
     while state.epoch < epochs:
         epoch = state.epoch + 1
         started = time.perf_counter()
         rate = schedule(state.step)
+        slices = batch_slices(n, None if full_batch else batch_size)
+        offsets = augment.batch_offsets(seed, epoch, len(slices), shift) if shift else None
         if full_batch:
             masks = batch_dropout(state.params, n, dropout, seed, epoch, 0, dtype, input_dropout)
-            total = train_step(state, inputs, Y, optimizer, rate, activation, masks, l2)
+            total = train_step(state, shifted(inputs, offsets, 0), Y, optimizer, rate, activation, masks, l2)
         else:
             order = to_device(epoch_order(seed, epoch, n), xp)
             total = 0.0
             with serial_blas(X, batch_size):
-                for batch, (start, stop) in enumerate(batch_slices(n, batch_size)):
+                for batch, (start, stop) in enumerate(slices):
                     rows = order[start:stop]
                     masks = batch_dropout(state.params, stop - start, dropout, seed, epoch, batch, dtype, input_dropout)
                     Y_rows = xp.take(Y, rows, axis=0)
-                    loss = train_step(
-                        state, inputs.take(rows), Y_rows, optimizer, schedule(state.step), activation, masks, l2
-                    )
+                    batch_inputs = shifted(inputs.take(rows), offsets, batch)
+                    loss = train_step(state, batch_inputs, Y_rows, optimizer, schedule(state.step), activation, masks, l2)
                     total = total + loss * ((stop - start) / n)
         synchronize(state.params[0][0])
         result = EpochResult(epoch, float(total), time.perf_counter() - started, rate)

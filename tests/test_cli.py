@@ -50,7 +50,7 @@ def test_help_lists_the_options():
     assert result.returncode == 0
     for option in ("--device", "--epochs", "--lr", "--batch-size", "--hidden", "--activation", "--init", "--dtype",
                    "--seed", "--limit", "--save", "--log-every", "--recipe", "--data-dir", "--label-smoothing",
-                   "--dropout", "--input-dropout"):
+                   "--dropout", "--input-dropout", "--shift"):
         assert option in result.stdout
     assert "(default: cpu)" in result.stdout and "(default 15)" in result.stdout
     assert "default: None" not in result.stdout  # options without a fixed default name the recipe's in their help

@@ -42,12 +42,12 @@ def test_report_holds_history_validation_metrics_and_confusion_matrix(tmp_path):
     report_path = tmp_path / "report.json"
     result = run_train(
         "--limit", "2000", "--epochs", "2", "--val", "500", "--dropout", "0.2", "--input-dropout", "0.1", "--l2", "1e-4",
-        "--optimizer", "nesterov", "--schedule", "cosine", "--warmup", "0.5", "--label-smoothing", "0.1",
+        "--optimizer", "nesterov", "--schedule", "cosine", "--warmup", "0.5", "--label-smoothing", "0.1", "--shift", "1",
         "--report", str(report_path),
     )
     assert result.returncode == 0, result.stderr
     assert "1500 training images" in result.stdout
-    assert "optimizer nesterov (momentum 0.9), cosine schedule, warm-up 0.5 epochs, dropout 0.2, input dropout 0.1, l2 0.0001, label smoothing 0.1, validation 500 images" in result.stdout
+    assert "optimizer nesterov (momentum 0.9), cosine schedule, warm-up 0.5 epochs, dropout 0.2, input dropout 0.1, l2 0.0001, label smoothing 0.1, shifts of up to 1 px, validation 500 images" in result.stdout
     report = json.loads(report_path.read_text())
     assert [entry["epoch"] for entry in report["history"]] == [1, 2]
     assert all(0 <= entry["metrics"]["val_accuracy"] <= 1 and entry["metrics"]["val_loss"] > 0 for entry in report["history"])
@@ -58,6 +58,7 @@ def test_report_holds_history_validation_metrics_and_confusion_matrix(tmp_path):
     assert "overall accuracy" in result.stdout and "<- predicted" in result.stdout
     assert report["settings"]["dropout"] == 0.2 and report["settings"]["val"] == 500
     assert report["settings"]["label_smoothing"] == 0.1 and report["settings"]["input_dropout"] == 0.1
+    assert report["settings"]["shift"] == 1
 
 
 def test_patience_stops_early_and_restores_the_best_epoch():
@@ -74,6 +75,8 @@ def test_patience_stops_early_and_restores_the_best_epoch():
         (["--dropout", "1"], 2, "argument --dropout: '1' must be at least 0 and below 1"),
         (["--input-dropout", "-0.2"], 2, "argument --input-dropout: '-0.2' must be a finite number >= 0"),
         (["--label-smoothing", "-0.1"], 2, "argument --label-smoothing: '-0.1' must be a finite number >= 0"),
+        (["--shift", "5"], 2, "argument --shift: '5' is outside 0..4"),
+        (["--shift", "1.5"], 2, "argument --shift: '1.5' is not a whole number"),
         (["--l2", "-0.1"], 2, "argument --l2: '-0.1' must be a finite number >= 0"),
         (["--optimizer", "rmsprop"], 2, "argument --optimizer: invalid choice: 'rmsprop'"),
         (["--schedule", "linear"], 2, "argument --schedule: invalid choice: 'linear'"),

@@ -145,7 +145,9 @@ def test_resume_gives_the_weights_of_an_uninterrupted_run(capsys, tmp_path):
     np.testing.assert_array_equal(model[0][0], expected.params[0][0])
 
 
-@pytest.mark.parametrize("setting, shown", [("label_smoothing", "label smoothing"), ("input_dropout", "input dropout")])
+@pytest.mark.parametrize(
+    "setting, shown", [("label_smoothing", "label smoothing"), ("input_dropout", "input dropout"), ("shift", "shifts of")]
+)
 def test_checkpoint_without_a_later_setting_resumes_without_it(capsys, tmp_path, setting, shown):
     common = ["--limit", "300", "--hidden", "16", "--batch-size", "100"]
     with_setting, without = tmp_path / "with.npz", tmp_path / "without.npz"
