@@ -38,7 +38,10 @@ def ratio(ours: float | None, other: float | None) -> str:
 
 
 def seconds(value: float | None) -> str:
-    return "–" if value is None else f"{value:.3f}"
+    """Milliseconds to the millisecond; shorter times (a GPU's) to three significant digits."""
+    if value is None:
+        return "–"
+    return f"{value:.3f}" if value >= 0.1 else f"{value:.3g}"
 
 
 def render(run: dict) -> str:

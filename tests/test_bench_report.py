@@ -32,6 +32,14 @@ def test_report_divides_our_median_by_each_peer(tmp_path, capsys):
     assert "kernel SkylakeX" in text and "none set" in text and "Warning" not in text
 
 
+def test_report_shows_short_times_to_three_significant_digits(tmp_path, capsys):
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(run_with({}, [bench("ours", "step", 0.001234), bench("floor", "step", 0.25)])))
+    assert report.main([str(path)]) == 0
+    step_row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| full-batch SGD step"))
+    assert step_row.split("|")[4:6] == [" 0.00123 ", " 0.250 "]
+
+
 def test_report_warns_about_a_forced_core_type(tmp_path, capsys):
     path = tmp_path / "run.json"
     path.write_text(json.dumps(run_with({"OPENBLAS_CORETYPE": "Haswell"}, [bench("ours", "step", 0.5)])))
