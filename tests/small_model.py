@@ -37,3 +37,13 @@ def small_model():
         on_epoch=measure,
     )
     return state.params, curves.history_records(state.history), dataset
+
+
+def first_weights_after_fit(X, Y, hidden: int, batch_size, epochs: int = 2, **options):
+    """W1 after ``fit`` (SGD, lr 0.1, seed-1 weights) of a one-hidden-layer network on NumPy arrays ``X``, ``Y``."""
+    xp = backend.namespace("cpu")
+    sizes = [X.shape[1], hidden, Y.shape[1]]
+    params = nn.init_params(sizes, backend.standard_normal(backend.host_rng(1), xp, "float64"))
+    state = TrainState(params, sgd().init(params))
+    fit(state, X, Y, optimizer=sgd(), learning_rate=0.1, epochs=epochs, batch_size=batch_size, **options)
+    return state.params[0][0]

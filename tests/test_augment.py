@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from small_model import first_weights_after_fit
 
-from mnist_xp import augment, nn
+from mnist_xp import augment
 from mnist_xp import backend as backends
-from mnist_xp.optim import sgd
-from mnist_xp.training import TrainState, fit
 
 
 def test_shifted_images_move_and_fill_with_zeros(backend):
@@ -53,10 +52,7 @@ def test_fit_with_shifts_trains_differently_and_repeatably(batch_size):
     X, Y = xp.asarray(images.reshape(64, 784)), xp.asarray(np.eye(3)[rng.integers(0, 3, 64)])
 
     def train(shift):
-        params = nn.init_params([784, 16, 3], backends.standard_normal(backends.host_rng(1), xp, "float64"))
-        state = TrainState(params, sgd().init(params))
-        fit(state, X, Y, optimizer=sgd(), learning_rate=0.1, epochs=3, batch_size=batch_size, shift=shift)
-        return state.params[0][0]
+        return first_weights_after_fit(X, Y, 16, batch_size, epochs=3, shift=shift)
 
     shifted = train(2)
     np.testing.assert_array_equal(shifted, train(2))

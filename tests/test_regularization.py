@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from small_model import first_weights_after_fit
+from test_nn import check_gradients, device_params, tiny_problem
 
 from mnist_xp import backend as backends
 from mnist_xp import nn
-from mnist_xp.training import TrainState, batch_dropout, evaluate, fit
 from mnist_xp.optim import sgd
-
-from test_nn import check_gradients, device_params, tiny_problem
+from mnist_xp.training import TrainState, batch_dropout, evaluate, fit
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
@@ -122,10 +122,7 @@ def test_fit_with_input_dropout_trains_differently_and_repeatably(batch_size):
     X, Y = xp.asarray(X), xp.asarray(np.eye(3)[rng.integers(0, 3, 64)])
 
     def train(input_dropout):
-        params = nn.init_params([40, 16, 3], backends.standard_normal(backends.host_rng(1), xp, "float64"))
-        state = TrainState(params, sgd().init(params))
-        fit(state, X, Y, optimizer=sgd(), learning_rate=0.1, epochs=2, batch_size=batch_size, input_dropout=input_dropout)
-        return state.params[0][0]
+        return first_weights_after_fit(X, Y, 16, batch_size, input_dropout=input_dropout)
 
     dropped = train(0.3)
     np.testing.assert_array_equal(dropped, train(0.3))
