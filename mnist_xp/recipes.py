@@ -76,14 +76,16 @@ RECIPES = {
         "warmup": 0.5,
         "label_smoothing": 0.1,
     },
-    # A wide two-hidden-layer MLP with dropout, trained with Nesterov momentum and a cosine decay.
-    # On the validation split, dropout 0.5 at lr 0.1 for 20 epochs (98.38 %) beat dropout 0.3 at
-    # lr 0.05 for 15 epochs (98.28 %), whose training loss fell far below its validation loss;
-    # 30 epochs raised it to 98.52 %. Over seeds 0, 1 and 2 (mean 98.36 %), these scored lower
-    # or no better: label smoothing 0.1 (98.28 %), lr 0.2 (97.91 %), lr 0.05 (98.32 %, and
-    # 98.31 % with momentum 0.95), input dropout 0.2 (98.23 %) and 0.1 (98.38 %), L2 1e-4
-    # (98.37 %), a third hidden layer of 1024 (98.15 %) and 40 epochs (98.38 %); batch 64 at
-    # lr 0.05 (98.39 %) is within the seeds' spread and takes a third longer.
+    # A wide two-hidden-layer MLP with dropout and shifted batches, trained with Nesterov momentum
+    # and a cosine decay. On the validation split, dropout 0.5 at lr 0.1 for 20 epochs (98.38 %)
+    # beat dropout 0.3 at lr 0.05 for 15 epochs (98.28 %), whose training loss fell far below its
+    # validation loss; 30 epochs raised it to 98.52 %. Over seeds 0, 1 and 2 that recipe without
+    # shifts averaged 98.36 %, and these scored lower or no better: label smoothing 0.1 (98.28 %),
+    # lr 0.2 (97.91 %), lr 0.05 (98.32 %, and 98.31 % with momentum 0.95), input dropout 0.2
+    # (98.23 %) and 0.1 (98.38 %), L2 1e-4 (98.37 %), a third hidden layer of 1024 (98.15 %) and
+    # 40 epochs (98.38 %); batch 64 at lr 0.05 (98.39 %) is within the seeds' spread and takes a
+    # third longer. Shifts of up to 1 pixel raised it to 98.79 % (lowest seed 98.74 %), shifts of
+    # up to 2 pixels to 98.63 %.
     "best": {
         "hidden": [1024, 1024],
         "optimizer": "nesterov",
@@ -94,6 +96,7 @@ RECIPES = {
         "schedule": "cosine",
         "warmup": 1.0,
         "dropout": 0.5,
+        "shift": 1,
     },
 }
 
