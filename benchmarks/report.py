@@ -38,7 +38,7 @@ def ratio(ours: float | None, other: float | None) -> str:
 
 
 def seconds(value: float | None) -> str:
-    """Milliseconds to the millisecond; shorter times (a GPU's) to three significant digits."""
+    """Times of 0.1 s or more to the millisecond; shorter ones (a GPU's) to three significant digits."""
     if value is None:
         return "–"
     return f"{value:.3f}" if value >= 0.1 else f"{value:.3g}"
