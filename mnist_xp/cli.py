@@ -12,7 +12,7 @@ from .errors import MnistXpError
 
 
 def run_reporting_errors(action: Callable[[], int | None]) -> int:
-    """Run ``action``; a project error prints ``error: ...`` and gives 1, Ctrl-C gives 130."""
+    """Run ``action``; a project error prints ``error: ...`` and gives 1, Ctrl-C gives 130, a closed stdout 1."""
     try:
         code = action() or 0
         sys.stdout.flush()  # a closed pipe shows here, not at the interpreter's exit
@@ -24,10 +24,10 @@ def run_reporting_errors(action: Callable[[], int | None]) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        return stdout_closed()
+        return _stdout_closed()
 
 
-def stdout_closed() -> int:
+def _stdout_closed() -> int:
     """The reader of our output went away (``... | head``): stop quietly, with exit status 1.
 
     Later writes, including the interpreter's final flush, go to the null device instead of

@@ -21,9 +21,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import backend, checkpoint, cli, curves, data, guard, metrics, modelfile, nn, plots, resume, schedules
-from .cli import add_data_dir_option
-from .errors import DivergenceError, MnistXpError, UsageError
+from . import backend, checkpoint, curves, data, guard, metrics, modelfile, nn, plots, resume, schedules
+from .cli import add_data_dir_option, run_reporting_errors
+from .errors import DivergenceError, UsageError
 from .recipes import OPTIMIZERS, RECIPES, make_optimizer, make_schedule
 from .training import TrainState, batch_slices, fit
 from .validation import EarlyStopping, carve
@@ -442,29 +442,28 @@ def main(argv: list[str] | None = None) -> int:
     kept = args.checkpoint or args.resume
     if args.save is not None and _same_file(args.save, kept):
         parser.error(f"argument --save: {args.save} is also the checkpoint; give the model another file name")
+    return run_reporting_errors(lambda: _train_reporting_its_own_failures(parser, args))
+
+
+def _train_reporting_its_own_failures(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``run``, with the failures only training has; the commands' shared ones are left to ``run_reporting_errors``.
+
+    A bad combination of options is a usage error (exit 2), divergence exits 3, SIGINT and
+    SIGTERM exit as those signals do, and running out of memory is one line (exit 1).
+    """
     try:
         run(args)
-        sys.stdout.flush()  # a closed pipe shows here, not at the interpreter's exit
     except UsageError as exc:
         parser.error(str(exc))
     except DivergenceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
-    except MnistXpError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
     except guard.Interrupted as stop:
         return stop.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
     except MemoryError:
         print("error: not enough memory for this run (try smaller --hidden layers or a --limit)", file=sys.stderr)
         return 1
-    except BrokenPipeError:
-        return cli.stdout_closed()
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
