@@ -7,18 +7,15 @@ where the strokes sit in the frame and more of their shapes.
 
 from __future__ import annotations
 
-import numpy as np
 from array_api_compat import array_namespace
 
+from .backend import host_generator
 from .data import IMAGE_SHAPE
-
-SHIFT_STREAM = 2
-"""Tags the offsets' draws so they never coincide with another use of the same (seed, epoch)."""
 
 
 def batch_offsets(seed: int, epoch: int, batches: int, most: int) -> list[tuple[int, int]]:
     """Each batch's (down, right) offset in ``epoch``, each in [-most, most]: a pure function of (seed, epoch)."""
-    draws = np.random.default_rng([SHIFT_STREAM, seed, epoch]).integers(-most, most + 1, size=(batches, 2))
+    draws = host_generator("shift", seed, epoch).integers(-most, most + 1, size=(batches, 2))
     return [(int(down), int(right)) for down, right in draws]
 
 

@@ -13,7 +13,7 @@ import sys
 import numpy as np
 from array_api_compat import array_namespace, is_cupy_array, is_cupy_namespace, is_numpy_array, is_numpy_namespace
 
-from .errors import BackendError
+from .errors import GPU_INSTALL_HINT, BackendError, first_line
 
 DEVICES = ("cpu", "gpu")
 DTYPES = ("float32", "float64")
@@ -31,12 +31,12 @@ __all__ = [
     "serial_blas",
     "keep_freed_memory",
     "uniform_sampler",
+    "STREAMS",
+    "host_generator",
 ]
 
 SERIAL_BLAS_MAX_ROWS = 64
 """Batches up to this many rows have products too small to share between CPU threads."""
-
-GPU_INSTALL_HINT = "install it with: pip install 'mnist-xp[gpu]'"
 
 
 def namespace(device: str):
@@ -56,15 +56,15 @@ def _cupy_namespace():
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:  # CUDA driver missing or broken: CuPy raises its own runtime error types
-        raise BackendError(f"--device gpu needs a CUDA GPU, but CUDA reports: {_first_line(exc)}") from None
+        raise BackendError(f"--device gpu needs a CUDA GPU, but CUDA reports: {first_line(exc)}") from None
     if count < 1:
         raise BackendError("--device gpu needs a CUDA GPU, and none is visible on this machine")
     return array_namespace(cupy.empty(0))
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
+def device_name(xp) -> str:
+    """'gpu' for CuPy's namespace, 'cpu' for any other (NumPy, or a host namespace such as array-api-strict)."""
+    return "gpu" if is_cupy_namespace(xp) else "cpu"
 
 
 def to_device(host_array, xp, dtype: str | None = None):
@@ -155,14 +155,25 @@ def keep_freed_memory() -> bool:
     )
 
 
-def uniform_sampler(xp, key):
-    """A sampler ``uniform(shape, dtype)`` of U[0, 1) draws in ``xp``, seeded by the integer tuple ``key``.
+STREAMS = {"order": 0, "dropout": 1, "shift": 2, "validation": 3}
+"""Every use of randomness in a run has its own tag, first in the key of its draws, so that no two
+uses ever draw the same numbers, whatever their other key parts (seed, epoch, batch) are. The
+initial weights come from ``host_rng(seed)`` alone, as the tutorial drew them."""
 
-    The draws are a pure function of ``key`` (e.g. (seed, epoch, batch)), so training randomness
-    such as dropout masks needs no generator state to resume. NumPy and CuPy draw on their own
-    device; other namespaces (array-api-strict) draw on the host and copy the result over.
+
+def host_generator(stream: str, *key: int) -> np.random.Generator:
+    """A host generator for ``stream`` (a name in ``STREAMS``) whose draws are a pure function of ``key``."""
+    return np.random.default_rng([STREAMS[stream], *key])
+
+
+def uniform_sampler(xp, stream: str, *key: int):
+    """A sampler ``uniform(shape, dtype)`` of U[0, 1) draws in ``xp`` for ``stream``, seeded by the integers ``key``.
+
+    The draws are a pure function of the stream and ``key`` (e.g. seed, epoch, batch), so training
+    randomness such as dropout masks needs no generator state to resume. NumPy and CuPy draw on
+    their own device; other namespaces (array-api-strict) draw on the host and copy the result over.
     """
-    seed = int(np.random.SeedSequence(list(key)).generate_state(1, np.uint64)[0])
+    seed = int(np.random.SeedSequence([STREAMS[stream], *key]).generate_state(1, np.uint64)[0])
     if is_cupy_namespace(xp):
         import cupy
 

@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 from array_api_compat import is_array_api_obj
 
-from .backend import to_device, to_host
+from .backend import DTYPES, to_device, to_host
 from .errors import CheckpointError
-from .modelfile import DTYPES, decode_description, read_npz, write_npz_atomically
-from .training import EpochResult, TrainState
+from .npzio import decode_description, read_npz, write_npz_atomically
+from .training import TrainState, history_from_records, history_records
 
 FORMAT = "mnist-xp-checkpoint"
 FORMAT_VERSION = 1
@@ -88,7 +88,7 @@ def save(path: Path | str, checkpoint: Checkpoint) -> None:
         "settings": checkpoint.settings,
         "epoch": checkpoint.epoch,
         "step": checkpoint.step,
-        "history": [dataclasses.asdict(result) for result in checkpoint.history],
+        "history": history_records(checkpoint.history),
         "params": _encode(checkpoint.params, "param", arrays),
         "opt_state": _encode(checkpoint.opt_state, "opt", arrays),
     }
@@ -224,31 +224,10 @@ def _parse_history(path: Path, history, epoch: int) -> list:
     """JSON records back to EpochResults: one per epoch done, numbered 1, 2, ..."""
     if not isinstance(history, list) or len(history) != epoch:
         raise CheckpointError(f"{path}: the history does not hold one record per epoch done ({epoch})")
-    fields = {field.name for field in dataclasses.fields(EpochResult)}
-    required = {
-        field.name
-        for field in dataclasses.fields(EpochResult)
-        if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
-    }
-    results = []
-    for number, record in enumerate(history, start=1):
-        if not isinstance(record, dict) or not required <= set(record) <= fields:
-            raise CheckpointError(f"{path}: history record {number} has the wrong fields")
-        metrics = record.get("metrics", {})
-        valid = (
-            record["epoch"] == number
-            and _is_int(record["epoch"])
-            and all(_is_finite_number(record[key]) for key in ("loss", "seconds", "learning_rate"))
-            and isinstance(metrics, dict)
-            and all(
-                isinstance(value, (str, bool, int, float)) or value is None
-                for value in [*metrics.values()] + [record[key] for key in set(record) - {"metrics"}]
-            )
-        )
-        if not valid:
-            raise CheckpointError(f"{path}: history record {number} is invalid ({_short(record)})")
-        results.append(EpochResult(**record))
-    return results
+    try:
+        return history_from_records(history)
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
 
 
 def restore(checkpoint: Checkpoint, xp, optimizer, layer_sizes: list[int], dtype: str) -> TrainState:

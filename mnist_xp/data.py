@@ -14,13 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend import to_device
+from .backend import namespace, to_device
 from .errors import DataError, LimitError
 
 BUNDLED_DIR = Path(__file__).parent / "datasets" / "mnist"
 CHECKSUM_FILE = "SHA256SUMS"
 NUM_CLASSES = 10
 IMAGE_SHAPE = (28, 28)
+INPUT_SIZE = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
 FILES = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",
@@ -223,7 +224,11 @@ def one_hot(labels: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Dataset:
-    """Training and test arrays on one device: X (n, 784) in [0, 1], Y one-hot (n, 10), y labels."""
+    """Training and test arrays on one device: X (n, 784) in [0, 1], Y one-hot (n, 10), y host labels.
+
+    ``data_dir`` (None for the bundled MNIST) and ``limit`` say where the arrays came from, so a
+    checkpoint can name the data its run needs.
+    """
 
     X_train: object
     Y_train: object
@@ -231,6 +236,8 @@ class Dataset:
     X_test: object
     Y_test: object
     y_test: np.ndarray
+    data_dir: str | None = None
+    limit: int | None = None
 
 
 def load(xp, dtype: str = "float32", data_dir: Path | str | None = None, limit: int | None = None) -> Dataset:
@@ -250,4 +257,16 @@ def load(xp, dtype: str = "float32", data_dir: Path | str | None = None, limit: 
         X_test=to_device(preprocess_images(test.images), xp, dtype),
         Y_test=to_device(one_hot(test.labels), xp, dtype),
         y_test=test.labels.astype(np.int64),
+        data_dir=None if data_dir is None else str(Path(data_dir).absolute()),
+        limit=limit,
     )
+
+
+def load_mnist(
+    device: str = "cpu", dtype: str = "float32", data_dir: Path | str | None = None, limit: int | None = None
+) -> Dataset:
+    """MNIST (or another IDX data set in ``data_dir``) on ``device`` ('cpu' or 'gpu'), verified and scaled to [0, 1].
+
+    ``limit`` keeps the first ``limit`` training images; the test set is always whole.
+    """
+    return load(namespace(device), dtype, data_dir, limit)

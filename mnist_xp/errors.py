@@ -1,5 +1,14 @@
 """The one error type the project raises for bad input, so callers can report it in one line."""
 
+PLOT_INSTALL_HINT = "install it with: pip install 'mnist-xp[plot]'"
+GPU_INSTALL_HINT = "install it with: pip install 'mnist-xp[gpu]'"
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name if it has none), for one-line reports."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
 
 class MnistXpError(Exception):
     """A problem with the user's input, files or machine, explained in one line."""

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ImageError
+from .data import IMAGE_SHAPE
+from .errors import PLOT_INSTALL_HINT, ImageError, first_line
 
-FIELD = 28
+FIELD = IMAGE_SHAPE[0]
 BOX = 20
 CENTRE = 14.0
 """Where MNIST's centres of mass lie, in pixel-index coordinates (measured: 13.99 and 14.00)."""
@@ -29,7 +30,6 @@ BACKGROUND_SIDE = 64
 BACKGROUND_WINDOW = 15
 """The background is estimated on the picture shrunk to at most 64 pixels a side, from windows
 of 15x15 pixels there: wider than a pen stroke, narrower than the lighting changes across a page."""
-PLOT_INSTALL_HINT = "install it with: pip install 'mnist-xp[plot]'"
 
 
 def require():
@@ -62,12 +62,7 @@ def read_grayscale(path: Path | str) -> np.ndarray:
     except Image.DecompressionBombError:
         raise ImageError(f"{path}: image is too large to read safely") from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:  # Pillow reports damaged files with these
-        raise ImageError(f"{path}: cannot read the image ({_first_line(exc)})") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
+        raise ImageError(f"{path}: cannot read the image ({first_line(exc)})") from None
 
 
 def _upright(image):

@@ -1,15 +1,61 @@
-"""Evaluation after training: accuracy overall and per class, confusion matrix, loss; as a table or JSON."""
+"""How well a network does: predictions, accuracy and loss in batches, per-class report, confusion matrix.
+
+Every evaluation in the project goes through ``predictions_and_loss``: the test report after
+training, the validation split's numbers every epoch, the curves' per-epoch accuracies.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
+from . import nn
+from .backend import to_host
 from .errors import MnistXpError
-from .training import evaluate, mean_loss
+from .npzio import write_atomically
+
+EVAL_BATCH = 10_000
+"""Evaluation runs the network on this many samples at a time, to bound its memory."""
+TRAIN_SAMPLE = 10_000
+"""Training accuracy for curves is measured on the first this-many training images: enough for a curve, and cheap."""
+
+
+def predictions_and_loss(params, X, Y=None, activation: str = "relu", batch_size: int = EVAL_BATCH):
+    """Predicted classes of ``X`` (a host array) and, with targets ``Y``, the mean loss (else None).
+
+    One forward pass per batch, without dropout or penalty.
+    """
+    predicted, total = [], 0.0
+    n = X.shape[0]
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        logits = nn.forward(params, X[start:stop, :], activation)[-1]
+        predicted.append(to_host(nn.predicted_class(nn.output_probabilities(logits))))
+        if Y is not None:
+            total += float(nn.output_loss(logits, Y[start:stop, :])) * (stop - start)
+    return np.concatenate(predicted), (total / n if Y is not None else None)
+
+
+def accuracy(predicted: np.ndarray, labels: np.ndarray) -> float:
+    return float(np.mean(np.asarray(predicted) == np.asarray(labels)))
+
+
+def accuracy_and_loss(params, X, Y, labels: np.ndarray, activation: str = "relu") -> tuple[float, float]:
+    """Accuracy against host ``labels`` and mean loss of the network on (X, Y)."""
+    predicted, loss = predictions_and_loss(params, X, Y, activation)
+    return accuracy(predicted, labels), loss
+
+
+def epoch_metrics(params, dataset, activation: str) -> dict:
+    """``train_accuracy``, ``test_accuracy`` and ``test_loss`` of the network now, for training curves."""
+    n = min(TRAIN_SAMPLE, dataset.X_train.shape[0])
+    train_accuracy, _ = accuracy_and_loss(
+        params, dataset.X_train[:n, :], dataset.Y_train[:n, :], dataset.y_train[:n], activation
+    )
+    test_accuracy, test_loss = accuracy_and_loss(params, dataset.X_test, dataset.Y_test, dataset.y_test, activation)
+    return {"train_accuracy": train_accuracy, "test_accuracy": test_accuracy, "test_loss": test_loss}
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
@@ -38,8 +84,8 @@ def summarize(labels: np.ndarray, predicted: np.ndarray, loss: float, num_classe
 
 def evaluate_report(params, X, Y, labels: np.ndarray, activation: str = "relu") -> dict:
     """Run the network on (X, Y) and summarize how it did."""
-    predicted, _ = evaluate(params, X, labels, activation)
-    return summarize(labels, predicted, mean_loss(params, X, Y, activation), Y.shape[1])
+    predicted, loss = predictions_and_loss(params, X, Y, activation)
+    return summarize(labels, predicted, loss, Y.shape[1])
 
 
 def format_table(report: dict) -> str:
@@ -49,21 +95,14 @@ def format_table(report: dict) -> str:
     header = "class  accuracy   n    |" + "".join(f"{j:>{width}}" for j in range(len(matrix))) + "   <- predicted"
     lines = [header, "-" * len(header)]
     for i, row in enumerate(matrix):
-        accuracy = report["per_class_accuracy"][i]
-        shown = "     -" if accuracy is None else f"{100 * accuracy:6.2f}"
+        per_class = report["per_class_accuracy"][i]
+        shown = "     -" if per_class is None else f"{100 * per_class:6.2f}"
         lines.append(f"{i:>5}  {shown} %  {report['class_samples'][i]:>5} |" + "".join(f"{v:>{width}}" for v in row))
     lines.append(f"overall accuracy {100 * report['accuracy']:.2f} %, loss {report['loss']:.4f}, {report['samples']} images")
     return "\n".join(lines)
 
 
 def write_json(path: Path | str, report: dict) -> None:
-    """Write ``report`` as JSON to ``path`` via a temporary file and a rename."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary.write_text(json.dumps(report, indent=2) + "\n")
-        os.replace(temporary, path)
-    except OSError as exc:
-        temporary.unlink(missing_ok=True)
-        raise MnistXpError(f"{path}: cannot write the report ({exc.strerror or exc})") from None
+    """Write ``report`` as JSON to ``path`` atomically (a crash leaves the old file or the new one, whole)."""
+    text = (json.dumps(report, indent=2) + "\n").encode()
+    write_atomically(path, lambda stream: stream.write(text), MnistXpError)

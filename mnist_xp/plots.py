@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from . import nn
-from .errors import PlotError
-from .images import PLOT_INSTALL_HINT
+from .data import IMAGE_SHAPE
+from .errors import PLOT_INSTALL_HINT, PlotError
+from .metrics import confusion_matrix
 
 DPI = 100
 FIGSIZES = {
@@ -60,14 +61,15 @@ def _mosaic(kind: str, tiles, captions: list[str], cols: int, caption_rows: int,
     ``caption_rows`` is the room left above each tile, in tile pixels.
     """
     rows = max(1, math.ceil(len(tiles) / cols))
-    cell_width, cell_height = 28 + 4, 28 + caption_rows
+    side = IMAGE_SHAPE[0]
+    cell_width, cell_height = side + 4, side + caption_rows
     canvas = np.full((rows * cell_height, cols * cell_width), np.nan)
     figure = _figure(kind)
     axes = figure.subplots()
     for i, (tile, caption) in enumerate(zip(tiles, captions)):
         row, col = divmod(i, cols)
         top, left = row * cell_height + caption_rows, col * cell_width + 2
-        canvas[top : top + 28, left : left + 28] = tile
+        canvas[top : top + side, left : left + side] = tile
         axes.text(left + 13.5, top - 1.5, caption, ha="center", va="bottom", fontsize=fontsize)
     axes.imshow(canvas, interpolation="nearest", **style)
     axes.axis("off")
@@ -85,7 +87,7 @@ def digit_grid(path: Path, images: np.ndarray, labels: np.ndarray, rows: int = 2
 def training_curves(path: Path, history: list[dict]) -> Path:
     """Loss and accuracy per epoch: the training loss, and every ``*_loss`` and ``*_accuracy`` metric recorded.
 
-    ``history`` holds records as ``curves.history_records`` makes them. Without any recorded
+    ``history`` holds records as ``training.history_records`` makes them. Without any recorded
     accuracy the figure shows the losses alone.
     """
     from matplotlib.ticker import MaxNLocator
@@ -120,18 +122,11 @@ def _metric_names(history: list[dict]) -> list[str]:
     return names
 
 
-def confusion_counts(true: np.ndarray, predicted: np.ndarray, num_classes: int = 10) -> np.ndarray:
-    """counts[t, p]: how many digits of class t were predicted as p."""
-    return np.bincount(true * num_classes + predicted, minlength=num_classes * num_classes).reshape(
-        num_classes, num_classes
-    )
-
-
-def confusion_heatmap(path: Path, true: np.ndarray, predicted: np.ndarray) -> Path:
+def confusion_heatmap(path: Path, true: np.ndarray, predicted: np.ndarray, num_classes: int = 10) -> Path:
     """The confusion matrix as a heat map with the count in every cell (square-root colour scale)."""
     from matplotlib.colors import PowerNorm
 
-    counts = confusion_counts(true, predicted)
+    counts = confusion_matrix(true, predicted, num_classes)
     figure = _figure("confusion")
     axes = figure.subplots()
     image = axes.imshow(counts, cmap="Blues", norm=PowerNorm(0.5, vmin=0, vmax=max(1, counts.max())))
@@ -171,7 +166,7 @@ def first_layer_weights(path: Path, W: np.ndarray) -> Path:
     Red pixels push a unit up, blue ones down; each image is scaled to its own largest weight.
     """
     count = min(W.shape[1], WEIGHTS_SHOWN)
-    tiles = W[:, :count].T.reshape(count, 28, 28)
+    tiles = W[:, :count].T.reshape(count, *IMAGE_SHAPE)
     limits = np.abs(tiles).max(axis=(1, 2), keepdims=True)
     tiles = tiles / np.where(limits > 0, limits, 1.0)
     cols = math.ceil(math.sqrt(count))

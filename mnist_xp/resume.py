@@ -1,77 +1,70 @@
-"""Continuing a run from a checkpoint: its settings come from the file, and only a few options may change them.
+"""Continuing a run from a checkpoint: its settings come from the file, and only a few may change.
 
 A resumed run is the same run: the architecture, the data, the batch order and the optimizer
-must stay as they were, so an option that would change them is refused. ``--epochs`` (to
-train longer) and ``--lr`` (to recover from divergence) may change; so may the options that
-do not touch the run itself (device, data folder, output files, logging).
+must stay as they were. The settings that may change are ``config.RESUMABLE``: more epochs to
+train longer, a lower learning rate to recover from divergence.
 """
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 from .checkpoint import Checkpoint
-from .errors import CheckpointError, UsageError
-from .recipes import RECIPES
+from .config import FIELDS, RESUMABLE, SettingError, TrainConfig
+from .errors import CheckpointError
 from .training import batch_slices
 
-CHANGEABLE = {"epochs", "lr", "data_dir"}
-MAY_BE_NONE = {"limit", "data_dir"} | {key for key, value in RECIPES["default"].items() if value is None}
+DATA_SETTINGS = ("limit", "data_dir")
+"""Stored beside the config's settings: which data the run trained on."""
 
 
-def merge(parser: argparse.ArgumentParser, args: argparse.Namespace, saved: Checkpoint) -> argparse.Namespace:
-    """``args`` with every setting the checkpoint holds filled in, after checking each with the option's own parser."""
-    actions = {action.dest: action for action in parser._actions}
-    if args.recipe != parser.get_default("recipe"):
-        raise UsageError("argument --recipe: not allowed with --resume (the checkpoint holds the run's settings)")
-    merged = argparse.Namespace(**vars(args))
-    for key, value in saved.settings.items():
-        action = actions.get(key)
-        if action is None or not action.option_strings:
+def show(value) -> str:
+    """A setting's value as the command line writes it (hidden sizes comma-separated)."""
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def stored_config(saved: Checkpoint) -> TrainConfig:
+    """The run's ``TrainConfig`` from a checkpoint's settings, each checked as ``TrainConfig`` checks it.
+
+    A setting the checkpoint lacks (one added after it was written) takes its default.
+    """
+    settings = {key: value for key, value in saved.settings.items() if key not in DATA_SETTINGS}
+    for key in settings:
+        if key not in FIELDS:
             raise CheckpointError(f"{saved.source}: unknown setting {key!r}")
-        _check_setting(saved.source, action, value)
-        if key == "data_dir" and value is not None:
-            value = Path(value)
-        given = getattr(args, key)
-        if given is None or given == parser.get_default(key):  # not given (flags default to False, not None)
-            setattr(merged, key, value)
-        elif given != value and key not in CHANGEABLE:
-            raise UsageError(
-                f"argument {action.option_strings[0]}: cannot be changed when resuming "
-                f"(the checkpoint has {_show(value)}); only --epochs and --lr can"
+    try:
+        return TrainConfig.from_dict(settings)
+    except SettingError as exc:
+        value = settings.get(exc.name)
+        raise CheckpointError(f"{saved.source}: setting {exc.name} has an invalid value {value!r}") from None
+
+
+def stored_data(saved: Checkpoint) -> tuple[str | None, int | None]:
+    """The checkpointed run's data folder (None: the bundled MNIST) and training-image limit."""
+    data_dir, limit = saved.settings.get("data_dir"), saved.settings.get("limit")
+    if data_dir is not None and not isinstance(data_dir, str):
+        raise CheckpointError(f"{saved.source}: setting data_dir has an invalid value {data_dir!r}")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise CheckpointError(f"{saved.source}: setting limit has an invalid value {limit!r}")
+    return data_dir, limit
+
+
+def resumed_config(saved: Checkpoint, config: TrainConfig | None = None) -> TrainConfig:
+    """The config to resume ``saved`` with: ``config`` if it differs from the stored one only where it may.
+
+    Without ``config`` the stored one is used as it is.
+    """
+    stored = stored_config(saved)
+    config = stored if config is None else config
+    allowed = " and ".join(RESUMABLE)
+    for name in FIELDS:
+        if name not in RESUMABLE and getattr(config, name) != getattr(stored, name):
+            raise SettingError(
+                name,
+                f"cannot be changed when resuming (the checkpoint has {show(getattr(stored, name))}); "
+                f"only {allowed} can",
             )
-    if merged.epochs is not None and merged.epochs < saved.epoch:
-        raise UsageError(f"argument --epochs: the checkpoint has done {saved.epoch} epochs already")
-    return merged
-
-
-def _check_setting(source: str, action: argparse.Action, value) -> None:
-    """A saved setting must be what the option's parser would make of its own text."""
-    name = action.option_strings[0]
-    if value is None:
-        if action.dest not in MAY_BE_NONE:
-            raise CheckpointError(f"{source}: setting {name} is missing a value")
-        return
-    if action.choices is not None:
-        valid = isinstance(value, str) and value in action.choices
-    elif action.dest == "data_dir":
-        valid = isinstance(value, str)
-    elif action.type is not None and not isinstance(value, bool):
-        text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
-        try:
-            parsed = action.type(text)
-        except (argparse.ArgumentTypeError, ValueError, TypeError):
-            parsed = None
-        valid = parsed == value and (type(parsed) is type(value) or isinstance(parsed, float) and type(value) is int)
-    else:
-        valid = type(value) is type(action.default)
-    if not valid:
-        raise CheckpointError(f"{source}: setting {name} has an invalid value {value!r}")
-
-
-def _show(value) -> str:
-    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+    if config.epochs < saved.epoch:
+        raise SettingError("epochs", f"the checkpoint has done {saved.epoch} epochs already")
+    return config
 
 
 def check_steps(saved: Checkpoint, n_train: int, batch_size: int | None) -> None:

@@ -9,13 +9,16 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-from .training import constant
-
 Schedule = Callable[[int], float]
 
 SCHEDULES = ("constant", "step", "cosine")
 
 __all__ = ["SCHEDULES", "constant", "step_decay", "cosine", "with_warmup", "make"]
+
+
+def constant(rate: float) -> Schedule:
+    """The same ``rate`` at every step."""
+    return lambda step: rate
 
 
 def step_decay(rate: float, every: int, factor: float) -> Schedule:

@@ -7,6 +7,8 @@ epoch)``, so a run resumed from any epoch sees the same batches as one never sto
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
@@ -15,10 +17,8 @@ import numpy as np
 from array_api_compat import array_namespace, device
 
 from . import augment, nn
-from .backend import keep_freed_memory, serial_blas, synchronize, to_device, to_host, uniform_sampler
-
-DROPOUT_STREAM = 1
-"""Tags dropout's draws so they never coincide with another use of the same (seed, epoch, batch)."""
+from .backend import host_generator, keep_freed_memory, serial_blas, synchronize, to_device, uniform_sampler
+from .schedules import constant
 
 
 @dataclass
@@ -47,6 +47,46 @@ class TrainState:
         return [result.loss for result in self.history]
 
 
+def history_records(history) -> list[dict]:
+    """A run's ``EpochResult``s as plain dicts (epoch, loss, seconds, learning_rate, metrics) for JSON."""
+    return [dataclasses.asdict(result) for result in history]
+
+
+def history_from_records(records) -> list[EpochResult]:
+    """Stored records (as ``history_records`` makes them) back to ``EpochResult``s, after checking them.
+
+    Epochs are numbered 1, 2, ...; every number is finite and every metric a number. A ValueError
+    says what is wrong otherwise.
+    """
+    if not isinstance(records, list):
+        raise ValueError("the training history is not a list of records")
+    names = {item.name for item in dataclasses.fields(EpochResult)}
+    results = []
+    for number, record in enumerate(records, start=1):
+        if not isinstance(record, dict) or set(record) != names:
+            raise ValueError(f"history record {number} has the wrong fields")
+        metrics = record["metrics"]
+        valid = (
+            _is_whole(record["epoch"])
+            and record["epoch"] == number
+            and all(_is_finite(record[key]) for key in ("loss", "seconds", "learning_rate"))
+            and isinstance(metrics, dict)
+            and all(isinstance(name, str) and _is_finite(value) for name, value in metrics.items())
+        )
+        if not valid:
+            raise ValueError(f"history record {number} is invalid")
+        results.append(EpochResult(**record))
+    return results
+
+
+def _is_whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_finite(value) -> bool:
+    return _is_whole(value) or (isinstance(value, float) and math.isfinite(value))
+
+
 def batch_slices(n: int, batch_size: int | None):
     """Index ranges of consecutive batches over ``n`` samples (one batch if ``batch_size`` is None)."""
     size = n if batch_size is None else batch_size
@@ -55,11 +95,7 @@ def batch_slices(n: int, batch_size: int | None):
 
 def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     """The shuffled sample order of ``epoch``: a pure function of (seed, epoch)."""
-    return np.random.default_rng([seed, epoch]).permutation(n)
-
-
-def constant(learning_rate: float) -> Callable[[int], float]:
-    return lambda step: learning_rate
+    return host_generator("order", seed, epoch).permutation(n)
 
 
 @dataclass(frozen=True)
@@ -157,7 +193,7 @@ def batch_dropout(params, rows: int, rate: float, seed: int, epoch: int, batch: 
     hidden_rate = rate if len(params) > 1 else 0.0
     if not hidden_rate and not input_rate:
         return None
-    uniform = uniform_sampler(array_namespace(params[0][0]), (DROPOUT_STREAM, seed, epoch, batch))
+    uniform = uniform_sampler(array_namespace(params[0][0]), "dropout", seed, epoch, batch)
     hidden_draws = [uniform((rows, W.shape[1]), dtype) for W, _ in params[:-1]] if hidden_rate else []
     masks = nn.dropout_masks(hidden_draws, hidden_rate)
     if input_rate:
@@ -243,21 +279,3 @@ def fit(
         if on_epoch is not None and on_epoch(state, result):
             break
     return state
-
-
-def evaluate(params, X, labels, activation: str = "relu", batch_size: int = 10_000):
-    """Predicted classes for ``X`` (as a host array) and the accuracy against host ``labels``."""
-    predicted = [
-        to_host(nn.predicted_class(nn.predict(params, X[start:stop, :], activation)))
-        for start, stop in batch_slices(X.shape[0], batch_size)
-    ]
-    classes = np.concatenate(predicted)
-    return classes, float(np.mean(classes == labels))
-
-
-def mean_loss(params, X, Y, activation: str = "relu", batch_size: int = 10_000) -> float:
-    """The network's mean loss on (X, Y) without dropout or penalty, computed in batches."""
-    total = 0.0
-    for start, stop in batch_slices(X.shape[0], batch_size):
-        total += float(nn.loss(params, X[start:stop, :], Y[start:stop, :], activation)) * (stop - start)
-    return total / X.shape[0]

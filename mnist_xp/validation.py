@@ -11,20 +11,17 @@ from dataclasses import replace
 import numpy as np
 from array_api_compat import array_namespace
 
-from .backend import to_device
+from .backend import host_generator, to_device
 from .data import Dataset
 from .errors import UsageError
-from .training import evaluate, mean_loss
-
-VALIDATION_STREAM = 2
-"""Tags the split's generator so it differs from the batch orders drawn from the same seed."""
+from .metrics import accuracy, predictions_and_loss
 
 
 def split_indices(seed: int, n: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Sorted (train, validation) index arrays: ``size`` of the ``n`` samples, chosen by ``seed``, go to validation."""
     if not 0 < size < n:
         raise UsageError(f"--val {size} must leave some training images: choose 1..{n - 1}")
-    order = np.random.default_rng([VALIDATION_STREAM, seed]).permutation(n)
+    order = host_generator("validation", seed).permutation(n)
     return np.sort(order[size:]), np.sort(order[:size])
 
 
@@ -32,7 +29,7 @@ def carve(dataset: Dataset, size: int, seed: int) -> tuple[Dataset, Dataset]:
     """Split ``dataset``'s training part into (training, validation) data sets.
 
     The validation set takes the test slots of its ``Dataset`` (``X_test``, ``Y_test``,
-    ``y_test``), so ``training.evaluate`` works on it unchanged; the real test set is left out.
+    ``y_test``), so evaluation works on it unchanged; the real test set is left out.
     """
     xp = array_namespace(dataset.X_train)
     train, val = split_indices(seed, dataset.X_train.shape[0], size)
@@ -64,10 +61,10 @@ class EarlyStopping:
         self.best_params = None
 
     def __call__(self, state, result) -> bool:
-        val_loss = mean_loss(state.params, self.validation.X_test, self.validation.Y_test, self.activation)
-        _, val_accuracy = evaluate(state.params, self.validation.X_test, self.validation.y_test, self.activation)
+        val = self.validation
+        predicted, val_loss = predictions_and_loss(state.params, val.X_test, val.Y_test, self.activation)
         result.metrics["val_loss"] = val_loss
-        result.metrics["val_accuracy"] = val_accuracy
+        result.metrics["val_accuracy"] = accuracy(predicted, val.y_test)
         if val_loss < self.best_loss:
             xp = array_namespace(state.params[0][0])
             self.best_params = [(xp.asarray(W, copy=True), xp.asarray(b, copy=True)) for W, b in state.params]

@@ -1,0 +1,289 @@
+"""Command line: train a network on MNIST (or any IDX data set) and report its test accuracy.
+
+    python -m mnist_xp.train --device cpu
+    python -m mnist_xp.train --recipe seed
+    python -m mnist_xp.train --recipe fast --report report.json
+    python -m mnist_xp.train --checkpoint run.npz        # then, after a crash or Ctrl-C:
+    python -m mnist_xp.train --resume run.npz
+
+Exit codes: 0 done, 1 a file or device problem, 2 a bad option, 3 training diverged,
+130 / 143 interrupted by SIGINT / SIGTERM (after saving a checkpoint when --checkpoint is given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .. import backend, checkpoint, guard, metrics, plots, resume
+from ..config import FIELDS, RECIPES, RESUMABLE, SettingError, TrainConfig
+from ..data import IMAGE_SHAPE, load_mnist
+from ..errors import DivergenceError, UsageError
+from ..trainer import TrainResult, train
+from ..training import history_records
+from .common import (
+    add_config_options,
+    add_data_dir_option,
+    config_from,
+    flag,
+    given_settings,
+    output_path,
+    positive_int,
+    run_reporting_errors,
+)
+
+MODEL_SETTINGS = ("epochs", "lr", "batch_size", "hidden", "activation", "init", "dtype", "seed")
+OPTIMIZATION_SETTINGS = tuple(name for name in FIELDS if name not in MODEL_SETTINGS)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m mnist_xp.train",
+        description="Train a from-scratch multilayer perceptron on MNIST and report its test accuracy.",
+        epilog="exit codes: 0 done, 1 a file or device problem, 2 a bad option, 3 training diverged, "
+        "130 / 143 interrupted by SIGINT / SIGTERM",
+    )
+    parser.add_argument(
+        "--device", choices=backend.DEVICES, default="cpu", help="cpu runs on NumPy, gpu on CuPy (default cpu)"
+    )
+    parser.add_argument(
+        "--recipe",
+        choices=sorted(RECIPES),
+        default=None,
+        help="named settings; options given explicitly override the recipe's ('seed' is the original tutorial) "
+        "(default: default)",
+    )
+    add_config_options(parser, MODEL_SETTINGS)
+    parser.add_argument("--limit", type=positive_int, default=None, help="train on the first N training images only")
+    add_data_dir_option(parser)
+    parser.add_argument("--save", type=output_path, default=None, metavar="PATH", help="write the trained model (.npz) here")
+    parser.add_argument(
+        "--checkpoint",
+        type=output_path,
+        default=None,
+        metavar="PATH",
+        help="keep the run's state in this file (atomically replaced), to --resume it after a crash or interrupt",
+    )
+    parser.add_argument(
+        "--checkpoint-every", type=positive_int, default=None, metavar="N", help="write the checkpoint every N epochs (default 1)"
+    )
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help=f"continue the run saved in this checkpoint, with its settings; only {' and '.join(map(flag, RESUMABLE))} "
+        "may change them; checkpoints keep going to PATH unless --checkpoint names another file",
+    )
+    parser.add_argument(
+        "--plots",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write pictures (digits, training curves, confusion matrix, mistakes, weights) into DIR; "
+        "measures test accuracy every epoch; needs the plot extra",
+    )
+    parser.add_argument(
+        "--log-every", type=positive_int, default=None, metavar="N", help="print a line every N epochs (default: 10 lines a run)"
+    )
+    group = parser.add_argument_group("optimization, regularisation and evaluation")
+    add_config_options(parser, OPTIMIZATION_SETTINGS, group)
+    group.add_argument(
+        "--report", type=output_path, default=None, metavar="PATH", help="write the test evaluation and run history as JSON here"
+    )
+    return parser
+
+
+def resolve(parser: argparse.ArgumentParser, args: argparse.Namespace):
+    """The run's config and its checkpoint (None for a fresh run), from the recipe or the checkpoint plus the options."""
+    given = given_settings(args)
+    if args.resume is None:
+        return config_from(RECIPES[args.recipe or "default"], given, parser), None
+    if args.recipe is not None:
+        parser.error("argument --recipe: not allowed with --resume (the checkpoint holds the run's settings)")
+    saved = checkpoint.load(args.resume)
+    data_dir, limit = resume.stored_data(saved)
+    if args.limit is not None and args.limit != limit:
+        parser.error(f"argument --limit: cannot be changed when resuming (the checkpoint has {limit})")
+    args.limit = limit
+    if args.data_dir is None and data_dir is not None:
+        args.data_dir = Path(data_dir)
+    try:
+        return resume.resumed_config(saved, config_from(resume.stored_config(saved), given, parser)), saved
+    except SettingError as exc:
+        parser.error(f"argument {flag(exc.name)}: {exc.complaint}")
+
+
+def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> TrainResult:
+    """Train as ``args`` say, printing progress, the test report and what was written."""
+    config, saved = resolve(parser, args)
+    if args.plots is not None:
+        plots.require()
+    data = load_mnist(args.device, config.dtype, args.data_dir, args.limit)
+    n_train = data.X_train.shape[0] - (config.val or 0)
+    sizes = [data.X_train.shape[1], *config.hidden, data.Y_train.shape[1]]
+    print(
+        f"mnist-xp: {'-'.join(map(str, sizes))} {config.activation}, {n_train} training images, "
+        f"{config.epochs} epochs, batch {config.batch_size}, lr {config.lr}, {config.dtype} on {args.device}"
+    )
+    print(describe_optimization(config))
+    if saved is not None:
+        print(f"resuming {args.resume} after epoch {saved.epoch}")
+    epochs = config.epochs
+    log_every = args.log_every or max(1, epochs // 10)
+    progress = tqdm(
+        total=epochs, initial=0 if saved is None else saved.epoch, unit="epoch", disable=None, leave=False, dynamic_ncols=True
+    )
+
+    def on_epoch(state, result):
+        progress.update(1)
+        progress.set_postfix(loss=f"{result.loss:.4f}")
+        last = result.epoch == epochs or config.patience is not None and _will_stop(state, result, config)
+        if result.epoch % log_every == 0 or result.epoch == 1 or last:
+            shown = "".join(f"  {name} {value:.4f}" for name, value in result.metrics.items())
+            progress.write(f"epoch {result.epoch:>{len(str(epochs))}}/{epochs}  loss {result.loss:.4f}{shown}")
+
+    try:
+        with guard.interrupts_raise():
+            result = train(
+                config,
+                data=data,
+                on_epoch=on_epoch,
+                measure_test=args.plots is not None,
+                checkpoint=args.checkpoint,
+                checkpoint_every=args.checkpoint_every or 1,
+                resume_from=saved,
+            )
+    except guard.Interrupted as stop:
+        progress.close()
+        report_interrupt(stop)
+        raise
+    finally:
+        progress.close()
+    report(args, config, result, data)
+    return result
+
+
+def _will_stop(state, result, config: TrainConfig) -> bool:
+    """Whether early stopping ends the run after this epoch (so its line is printed)."""
+    best = min(range(len(state.history)), key=lambda i: state.history[i].metrics.get("val_loss", float("inf")))
+    return result.epoch - (best + 1) >= config.patience
+
+
+def report(args: argparse.Namespace, config: TrainConfig, result: TrainResult, data) -> None:
+    """Print the test report and write the files the options ask for."""
+    if config.patience is not None and result.best_epoch and result.best_epoch != result.state.epoch:
+        best = result.history[result.best_epoch - 1].metrics["val_loss"]
+        print(f"early stopping: kept the weights of epoch {result.best_epoch} (validation loss {best:.4f})")
+    print(metrics.format_table(result.test))
+    print(f"test accuracy {100 * result.test_accuracy:.2f} %  (training time {result.train_seconds:.1f} s)")
+    if args.report is not None:
+        metrics.write_json(args.report, run_report(args, result))
+        print(f"report written to {args.report}")
+    if args.save is not None:
+        result.model.save(args.save)
+        print(f"model saved to {args.save}")
+    if args.plots is not None:
+        written = plots.write_pictures(
+            args.plots,
+            result.model.params,
+            config.activation,
+            backend.to_host(data.X_train).reshape(-1, *IMAGE_SHAPE),
+            data.y_train,
+            backend.to_host(data.X_test).reshape(-1, *IMAGE_SHAPE),
+            data.y_test,
+            history_records(result.history),
+        )
+        print(f"pictures written to {args.plots}: {', '.join(path.name for path in written)}")
+
+
+def describe_optimization(config: TrainConfig) -> str:
+    """One line naming the optimizer, schedule, regularisation and validation split of a run."""
+    parts = [f"optimizer {config.optimizer}"]
+    if config.optimizer in ("momentum", "nesterov"):
+        parts[0] += f" (momentum {config.momentum})"
+    parts.append(f"{config.schedule} schedule" + (f", warm-up {config.warmup} epochs" if config.warmup else ""))
+    if config.dropout:
+        parts.append(f"dropout {config.dropout}")
+    if config.input_dropout:
+        parts.append(f"input dropout {config.input_dropout}")
+    if config.l2:
+        parts.append(f"l2 {config.l2}")
+    if config.label_smoothing:
+        parts.append(f"label smoothing {config.label_smoothing}")
+    if config.shift:
+        parts.append(f"shifts of up to {config.shift} px")
+    if config.val is not None:
+        parts.append(f"validation {config.val} images" + (f", patience {config.patience}" if config.patience else ""))
+    return "           " + ", ".join(parts)
+
+
+def run_report(args: argparse.Namespace, result: TrainResult) -> dict:
+    """What ``--report`` writes: settings, per-epoch history, training time and the test evaluation."""
+    return {
+        "recipe": args.recipe or ("default" if args.resume is None else None),
+        "settings": result.config.to_dict() | {"limit": args.limit},
+        "train_seconds": result.train_seconds,
+        "epochs_run": result.state.epoch,
+        "best_epoch": result.best_epoch,
+        "history": history_records(result.history),
+        "test": result.test,
+    }
+
+
+def report_interrupt(stop: guard.Interrupted) -> None:
+    """Say where the last finished epoch's state was saved (if checkpointing) and how to resume from it."""
+    saved = getattr(stop, "saved", None)
+    if saved is None:
+        note = "nothing saved (give --checkpoint PATH to make a run resumable)"
+    else:
+        note = (
+            f"the state after epoch {saved.epoch} is saved in {stop.path}; "
+            f"continue with: python -m mnist_xp.train --resume {shlex.quote(str(stop.path))}"
+        )
+    print(f"interrupted by {stop}: {note}", file=sys.stderr)
+
+
+def _same_file(path: Path, other: Path | None) -> bool:
+    return other is not None and path.absolute() == other.absolute()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.checkpoint_every is not None and args.checkpoint is None and args.resume is None:
+        parser.error("argument --checkpoint-every: needs --checkpoint PATH (or --resume PATH)")
+    if args.checkpoint is not None and args.checkpoint.exists() and not _same_file(args.checkpoint, args.resume):
+        parser.error(
+            f"argument --checkpoint: {args.checkpoint} already exists; continue that run with "
+            f"--resume {shlex.quote(str(args.checkpoint))}, or delete the file to start afresh"
+        )
+    kept = args.checkpoint or args.resume
+    if args.save is not None and _same_file(args.save, kept):
+        parser.error(f"argument --save: {args.save} is also the checkpoint; give the model another file name")
+    return run_reporting_errors(lambda: _train_reporting_its_own_failures(parser, args))
+
+
+def _train_reporting_its_own_failures(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``run``, with the failures only training has; the commands' shared ones are left to ``run_reporting_errors``.
+
+    A bad combination of options is a usage error (exit 2), divergence exits 3, SIGINT and
+    SIGTERM exit as those signals do, and running out of memory is one line (exit 1).
+    """
+    try:
+        run(parser, args)
+    except UsageError as exc:
+        parser.error(str(exc))
+    except DivergenceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    except guard.Interrupted as stop:
+        return stop.exit_code
+    except MemoryError:
+        print("error: not enough memory for this run (try smaller --hidden layers or a --limit)", file=sys.stderr)
+        return 1
+    return 0

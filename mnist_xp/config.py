@@ -1,0 +1,235 @@
+"""Every training setting, said once: ``TrainConfig``, its checks, and the named recipes.
+
+Each field carries its default, its check and its help text. The command line's options,
+the recipes, the settings a checkpoint keeps and the rule of which of them a resumed run may
+change are all derived from these fields, so a setting is added or changed in one place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields, replace
+from typing import Callable
+
+from . import nn, schedules
+from .backend import DTYPES
+from .errors import UsageError
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
+ADAMW_WEIGHT_DECAY = 0.004
+"""Keras's default decay for AdamW, used when ``weight_decay`` is None."""
+MAX_SHIFT = 4
+"""MNIST's digits sit in a 20 x 20 box in the middle of the 28 x 28 frame: 4 pixels of margin."""
+MAX_LAYER_SIZE = 1_000_000
+MAX_SEED = 2**32 - 1
+
+
+class SettingError(UsageError, ValueError):
+    """A setting's value is refused; ``name`` is the field, ``complaint`` what is wrong with the value."""
+
+    def __init__(self, name: str, complaint: str):
+        super().__init__(f"{name}: {complaint}")
+        self.name = name
+        self.complaint = complaint
+
+
+# Each check takes a value of the right type and returns what is wrong with it, or None.
+def _positive(value) -> str | None:
+    return None if value > 0 else "must be positive"
+
+
+def _positive_finite(value) -> str | None:
+    return None if 0 < value < float("inf") else "must be a positive finite number"
+
+
+def _non_negative(value) -> str | None:
+    return None if 0 <= value < float("inf") else "must be a finite number >= 0"
+
+
+def _fraction(value) -> str | None:
+    """A number in [0, 1), such as a dropout rate or a momentum coefficient."""
+    return _non_negative(value) or (None if value < 1 else "must be at least 0 and below 1")
+
+
+def _within(low: int, high: int) -> Callable:
+    return lambda value: None if low <= value <= high else f"is outside {low}..{high}"
+
+
+def _layer_size(value) -> str | None:
+    return _positive(value) or (None if value <= MAX_LAYER_SIZE else f"is more than a layer may have ({MAX_LAYER_SIZE} units)")
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What values a setting takes: ``int``, ``float`` or ``str`` (with ``choices``), a tuple of ints, or
+    also None (``optional``) or the word ``full`` (``word``); ``check`` judges a value of the right type."""
+
+    type: type
+    check: Callable | None = None
+    choices: tuple | None = None
+    optional: bool = False
+    word: str | None = None
+    items: bool = False
+
+
+def setting(default, kind: Kind, help: str, metavar: str | None = None, resumable: bool = False, default_text=None):
+    """A ``TrainConfig`` field: its default, its kind, its help text and whether a resumed run may change it."""
+    meta = {"kind": kind, "help": help, "metavar": metavar, "resumable": resumable, "default_text": default_text}
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The settings of one training run; an invalid value raises ``SettingError`` (a ValueError) naming the field.
+
+    ``TrainConfig()`` is the default run; ``RECIPES`` holds named variations of it, and
+    ``dataclasses.replace(config, lr=0.1)`` makes another.
+    """
+
+    hidden: tuple = setting(
+        (128,), Kind(int, _layer_size, items=True), "hidden layer sizes, comma-separated, e.g. 256,128", default_text="128"
+    )
+    activation: str = setting("relu", Kind(str, choices=tuple(sorted(nn.ACTIVATIONS))), "hidden-layer activation")
+    init: str = setting(
+        "he", Kind(str, choices=tuple(sorted(nn.INITIALIZERS))), "weight initialisation: he, or small = randn * 0.01"
+    )
+    lr: float = setting(0.5, Kind(float, _positive_finite), "learning rate", resumable=True)
+    epochs: int = setting(15, Kind(int, _positive), "passes over the training set", resumable=True)
+    batch_size: int | str = setting(
+        128, Kind(int, _positive, word="full"), "samples per update, or 'full' for batch gradient descent"
+    )
+    dtype: str = setting("float32", Kind(str, choices=DTYPES), "floating-point type")
+    seed: int = setting(0, Kind(int, _within(0, MAX_SEED)), "seed for the initial weights and every random draw of the run")
+    optimizer: str = setting("sgd", Kind(str, choices=OPTIMIZERS), "update rule")
+    momentum: float = setting(0.9, Kind(float, _fraction), "momentum coefficient for momentum and nesterov")
+    weight_decay: float | None = setting(
+        None, Kind(float, _non_negative, optional=True), "AdamW's decoupled weight decay (adamw only)",
+        default_text=f"{ADAMW_WEIGHT_DECAY} for adamw",
+    )
+    schedule: str = setting("constant", Kind(str, choices=schedules.SCHEDULES), "learning-rate schedule")
+    warmup: float = setting(0.0, Kind(float, _non_negative), "linear warm-up of the learning rate", metavar="EPOCHS")
+    step_every: int | None = setting(
+        None, Kind(int, _positive, optional=True), "step schedule: decay every N epochs", metavar="EPOCHS",
+        default_text="a third of the run",
+    )
+    step_factor: float = setting(0.1, Kind(float, _positive_finite), "step schedule: multiply the rate by this")
+    l2: float = setting(0.0, Kind(float, _non_negative), "L2 penalty (l2/2) * sum(W^2) on the weights")
+    dropout: float = setting(0.0, Kind(float, _fraction), "inverted-dropout rate on the hidden layers", metavar="RATE")
+    input_dropout: float = setting(
+        0.0, Kind(float, _fraction), "inverted-dropout rate on the input pixels", metavar="RATE"
+    )
+    label_smoothing: float = setting(
+        0.0, Kind(float, _fraction), "train on targets of 1 - AMOUNT + AMOUNT/K for the true class and AMOUNT/K for "
+        "the other K - 1 classes", metavar="AMOUNT",
+    )
+    shift: int = setting(
+        0, Kind(int, _within(0, MAX_SHIFT)),
+        "augmentation: move each training batch by a random offset of up to PIXELS pixels each way", metavar="PIXELS",
+    )
+    val: int | None = setting(
+        None, Kind(int, _positive, optional=True),
+        "hold out N training images (chosen by the seed) as a validation set, reported every epoch", metavar="N",
+        default_text="none",
+    )
+    patience: int | None = setting(
+        None, Kind(int, _positive, optional=True),
+        "with a validation set: stop after this many epochs without a lower validation loss and keep the best "
+        "epoch's weights", metavar="EPOCHS", default_text="none",
+    )
+
+    def __post_init__(self):
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, list):  # JSON and users give lists; a frozen config keeps tuples
+                object.__setattr__(self, item.name, value := tuple(value))
+            complaint = judge(item.metadata["kind"], value)
+            if complaint is not None:
+                raise SettingError(item.name, f"{value!r} {complaint}")
+        if self.weight_decay is not None and self.optimizer != "adamw":
+            raise SettingError(
+                "weight_decay", f"applies to adamw only (for {self.optimizer}, penalise the weights with l2)"
+            )
+        if self.patience is not None and self.val is None:
+            raise SettingError("patience", "needs a validation split: set val (--val N)")
+
+    @property
+    def full_batch(self) -> bool:
+        return self.batch_size == "full"
+
+    def to_dict(self) -> dict:
+        """The settings as JSON-ready values (lists for tuples), as checkpoints and reports keep them."""
+        return {name: list(value) if isinstance(value, tuple) else value for name, value in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, settings: dict) -> TrainConfig:
+        """A config from stored settings; missing ones take their defaults, unknown ones are refused."""
+        unknown = sorted(set(settings) - set(FIELDS))
+        if unknown:
+            raise SettingError(unknown[0], "is not a training setting")
+        return cls(**settings)
+
+
+def judge(kind: Kind, value) -> str | None:
+    """What is wrong with ``value`` as a setting of ``kind``, or None when it is fine."""
+    if value is None and kind.optional or kind.word is not None and value == kind.word:
+        return None
+    if kind.items:
+        if not isinstance(value, tuple):
+            return "is not a list of whole numbers"
+        one = replace(kind, items=False)
+        return next((f"holds {item!r}, which {problem}" for item in value if (problem := judge(one, item))), None)
+    if kind.type is str:
+        if not isinstance(value, str) or value not in kind.choices:
+            return f"is not one of {', '.join(kind.choices)}"
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float) if kind.type is float else int):
+        return "is not a whole number" if kind.type is int else "is not a number"
+    return None if kind.check is None else kind.check(value)
+
+
+FIELDS = {item.name: item for item in fields(TrainConfig)}
+RESUMABLE = tuple(name for name, item in FIELDS.items() if item.metadata["resumable"])
+"""The settings a resumed run may change: more epochs to train longer, a lower rate to recover from divergence."""
+
+DEFAULT = TrainConfig()
+
+RECIPES = {
+    "default": DEFAULT,
+    # The tutorial exactly: 784-128-10, ReLU, randn * 0.01 from RandomState(42), W1 before W2,
+    # zero biases, lr 0.01, 1000 full-batch epochs, float64. It reaches 79.17 % test accuracy.
+    "seed": replace(DEFAULT, init="small", lr=0.01, epochs=1000, batch_size="full", dtype="float64", seed=42),
+    # The tutorial's Keras model re-done in this engine: 784-128-10, Adam with Keras's defaults
+    # (lr 1e-3, beta1 0.9, beta2 0.999, epsilon 1e-7), batch 32, 10 epochs.
+    "keras": replace(DEFAULT, optimizer="adam", lr=0.001, epochs=10, batch_size=32),
+    # The quickest route found to 98 % with 784-128-10: Nesterov momentum, a half-epoch warm-up,
+    # a cosine decay to zero over four epochs and label smoothing 0.1. Chosen on 5000-image
+    # validation splits (seeds 0, 1, 2): lr 0.3 beat 0.05 to 0.5; batch 128 beat 64, 96, 192 and
+    # 256; three epochs fell short; smoothing 0.1 raised the mean validation accuracy in five of
+    # six settings tried with and without it, and with a 0.5-epoch warm-up reached 97.89 %
+    # (97.74 % for the same run unsmoothed with a 0.2-epoch warm-up).
+    "fast": replace(
+        DEFAULT, optimizer="nesterov", momentum=0.9, lr=0.3, epochs=4, schedule="cosine", warmup=0.5, label_smoothing=0.1
+    ),
+    # A wide two-hidden-layer MLP with dropout and shifted batches, trained with Nesterov momentum
+    # and a cosine decay. On the validation split, dropout 0.5 at lr 0.1 for 20 epochs (98.38 %)
+    # beat dropout 0.3 at lr 0.05 for 15 epochs (98.28 %), whose training loss fell far below its
+    # validation loss; 30 epochs raised it to 98.52 %. Over seeds 0, 1 and 2 that recipe without
+    # shifts averaged 98.36 %, and these scored lower or no better: label smoothing 0.1 (98.28 %),
+    # lr 0.2 (97.91 %), lr 0.05 (98.32 %, and 98.31 % with momentum 0.95), input dropout 0.2
+    # (98.23 %) and 0.1 (98.38 %), L2 1e-4 (98.37 %), a third hidden layer of 1024 (98.15 %) and
+    # 40 epochs (98.38 %); batch 64 at lr 0.05 (98.39 %) is within the seeds' spread and takes a
+    # third longer. Shifts of up to 1 pixel raised it to 98.79 % (lowest seed 98.74 %), shifts of
+    # up to 2 pixels to 98.63 %.
+    "best": replace(
+        DEFAULT, hidden=(1024, 1024), optimizer="nesterov", momentum=0.9, lr=0.1, epochs=30, schedule="cosine",
+        warmup=1.0, dropout=0.5, shift=1,
+    ),
+}
+
+
+def recipe(name: str) -> TrainConfig:
+    """The recipe called ``name``; a one-line error listing the names otherwise."""
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise UsageError(f"unknown recipe {name!r}: choose one of {', '.join(sorted(RECIPES))}") from None
