@@ -8,12 +8,14 @@ change are all derived from these fields, so a setting is added or changed in on
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Callable
 
 from . import nn, schedules
 from .backend import DTYPES
-from .errors import UsageError
+from .errors import MnistXpError, UsageError
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
 ADAMW_WEIGHT_DECAY = 0.004
@@ -225,6 +227,34 @@ RECIPES = {
         warmup=1.0, dropout=0.5, shift=1,
     ),
 }
+
+
+def read_recipe(path: Path | str) -> TrainConfig:
+    """A recipe file: a JSON object of ``TrainConfig`` settings, the others at their defaults.
+
+    ``write_recipe`` writes one; any problem is a one-line ``MnistXpError`` naming the file.
+    """
+    path = Path(path)
+    try:
+        settings = json.loads(path.read_text())
+    except OSError as exc:
+        raise MnistXpError(f"{path}: cannot read the recipe file ({exc.strerror or exc})") from None
+    except ValueError as exc:
+        raise MnistXpError(f"{path}: the recipe file is not valid JSON ({exc})") from None
+    if not isinstance(settings, dict):
+        raise MnistXpError(f"{path}: a recipe file holds a JSON object of settings")
+    try:
+        return TrainConfig.from_dict(settings)
+    except SettingError as exc:
+        raise MnistXpError(f"{path}: {exc}") from None
+
+
+def write_recipe(path: Path | str, config: TrainConfig) -> None:
+    """Write ``config`` as a recipe file (all its settings), atomically."""
+    from .npzio import write_atomically
+
+    text = (json.dumps(config.to_dict(), indent=2) + "\n").encode()
+    write_atomically(path, lambda stream: stream.write(text))
 
 
 def recipe(name: str) -> TrainConfig:

@@ -20,7 +20,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .. import backend, checkpoint, guard, metrics, plots, resume
-from ..config import FIELDS, RECIPES, RESUMABLE, SettingError, TrainConfig
+from ..config import FIELDS, RECIPES, RESUMABLE, SettingError, TrainConfig, read_recipe
 from ..data import IMAGE_SHAPE, load_mnist
 from ..errors import DivergenceError, UsageError
 from ..trainer import TrainResult, train
@@ -56,6 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="named settings; options given explicitly override the recipe's ('seed' is the original tutorial) "
         "(default: default)",
+    )
+    parser.add_argument(
+        "--recipe-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="settings from a JSON recipe file (as python -m mnist_xp.tune writes); options given explicitly override them",
     )
     add_config_options(parser, MODEL_SETTINGS)
     parser.add_argument("--limit", type=positive_int, default=None, help="train on the first N training images only")
@@ -101,10 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
 def resolve(parser: argparse.ArgumentParser, args: argparse.Namespace):
     """The run's config and its checkpoint (None for a fresh run), from the recipe or the checkpoint plus the options."""
     given = given_settings(args)
+    if args.recipe is not None and args.recipe_file is not None:
+        parser.error("argument --recipe-file: not allowed with --recipe (choose one)")
     if args.resume is None:
-        return config_from(RECIPES[args.recipe or "default"], given, parser), None
-    if args.recipe is not None:
-        parser.error("argument --recipe: not allowed with --resume (the checkpoint holds the run's settings)")
+        base = RECIPES[args.recipe or "default"] if args.recipe_file is None else read_recipe(args.recipe_file)
+        return config_from(base, given, parser), None
+    if args.recipe is not None or args.recipe_file is not None:
+        option = "--recipe" if args.recipe is not None else "--recipe-file"
+        parser.error(f"argument {option}: not allowed with --resume (the checkpoint holds the run's settings)")
     saved = checkpoint.load(args.resume)
     data_dir, limit = resume.stored_data(saved)
     if args.limit is not None and args.limit != limit:
