@@ -115,10 +115,15 @@ def training_curves(path: Path, history: list[dict]) -> Path:
     return _save(figure, path)
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _metric_names(history: list[dict]) -> list[str]:
+    """The names of the numeric metrics recorded in any epoch, in order of first appearance."""
     names = []
     for record in history:
-        names += [name for name in record["metrics"] if name not in names]
+        names += [name for name, value in record["metrics"].items() if name not in names and _is_number(value)]
     return names
 
 

@@ -55,8 +55,8 @@ def history_records(history) -> list[dict]:
 def history_from_records(records) -> list[EpochResult]:
     """Stored records (as ``history_records`` makes them) back to ``EpochResult``s, after checking them.
 
-    Epochs are numbered 1, 2, ...; every number is finite and every metric a number. A ValueError
-    says what is wrong otherwise.
+    Epochs are numbered 1, 2, ...; loss, time and rate are finite numbers; metrics are named
+    numbers (or other JSON scalars a callback recorded). A ValueError says what is wrong otherwise.
     """
     if not isinstance(records, list):
         raise ValueError("the training history is not a list of records")
@@ -71,7 +71,7 @@ def history_from_records(records) -> list[EpochResult]:
             and record["epoch"] == number
             and all(_is_finite(record[key]) for key in ("loss", "seconds", "learning_rate"))
             and isinstance(metrics, dict)
-            and all(isinstance(name, str) and _is_finite(value) for name, value in metrics.items())
+            and all(isinstance(name, str) and _is_scalar(value) for name, value in metrics.items())
         )
         if not valid:
             raise ValueError(f"history record {number} is invalid")
@@ -81,6 +81,10 @@ def history_from_records(records) -> list[EpochResult]:
 
 def _is_whole(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_scalar(value) -> bool:
+    return value is None or isinstance(value, (str, bool, int, float))
 
 
 def _is_finite(value) -> bool:

@@ -72,3 +72,12 @@ def test_training_reuses_freed_memory_instead_of_faulting_in_fresh_pages():
     result = subprocess.run([sys.executable, "-c", FAULTS_IN_TRAINING], capture_output=True, text=True, check=True)
     assert int(result.stdout) < 200
     assert backends.keep_freed_memory() is True
+
+
+def test_every_random_stream_has_its_own_tag_and_draws():
+    tags = list(backends.STREAMS.values())
+    assert len(set(tags)) == len(tags)
+    # The same key parts in two streams must not give the same draws: the epoch order of seed 2,
+    # epoch 5 once drew exactly what the validation split of seed 5 drew.
+    draws = {name: backends.host_generator(name, 2, 5).permutation(100) for name in backends.STREAMS}
+    assert len({tuple(order) for order in draws.values()}) == len(draws)

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mnist_xp import backend as backends
-from mnist_xp import checkpoint, data, modelfile, nn
+from mnist_xp import checkpoint, data, modelfile, nn, npzio
 from mnist_xp.errors import CheckpointError
 from mnist_xp.optim import adam, momentum, sgd
 from mnist_xp.training import TrainState, fit
@@ -131,7 +131,7 @@ def momentum_run(tmp_path_factory, mnist_sample):
 
 
 def rewrite(path, change):
-    arrays = modelfile.read_npz(path)
+    arrays = npzio.read_npz(path)
     meta = json.loads(str(arrays["meta"]))
     change(meta, arrays)
     arrays["meta"] = np.array(json.dumps(meta))
@@ -227,7 +227,7 @@ def paths_of(node, prefix=()):
 @pytest.fixture(scope="module")
 def saved_run(tmp_path_factory, mnist_sample):
     path = saved_sample_run(tmp_path_factory.mktemp("fuzz"), mnist_sample, adam(), 1)
-    arrays = modelfile.read_npz(path)
+    arrays = npzio.read_npz(path)
     return path, arrays, json.loads(str(arrays.pop("meta")))
 
 

@@ -52,7 +52,7 @@ def test_help_lists_the_options():
                    "--seed", "--limit", "--save", "--log-every", "--recipe", "--data-dir", "--label-smoothing",
                    "--dropout", "--input-dropout", "--shift"):
         assert option in result.stdout
-    assert "(default: cpu)" in result.stdout and "(default 15)" in result.stdout
+    assert "(default cpu)" in result.stdout and "(default 15)" in result.stdout
     assert "default: None" not in result.stdout  # options without a fixed default name the recipe's in their help
 
 

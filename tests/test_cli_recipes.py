@@ -80,8 +80,8 @@ def test_patience_stops_early_and_restores_the_best_epoch():
         (["--l2", "-0.1"], 2, "argument --l2: '-0.1' must be a finite number >= 0"),
         (["--optimizer", "rmsprop"], 2, "argument --optimizer: invalid choice: 'rmsprop'"),
         (["--schedule", "linear"], 2, "argument --schedule: invalid choice: 'linear'"),
-        (["--patience", "3"], 2, "error: --patience needs a validation split: add --val N"),
-        (["--optimizer", "adam", "--weight-decay", "0.1"], 2, "error: --weight-decay applies to adamw only"),
+        (["--patience", "3"], 2, "argument --patience: needs a validation split: set val (--val N)"),
+        (["--optimizer", "adam", "--weight-decay", "0.1"], 2, "argument --weight-decay: applies to adamw only"),
         (["--val", "60000"], 2, "error: --val 60000 must leave some training images: choose 1..59999"),
     ],
 )
@@ -93,7 +93,7 @@ def test_bad_optimization_options_give_a_one_line_error(args, code, message):
 
 
 def test_keras_peer_without_tensorflow_is_a_one_line_error():
-    code = "import sys; sys.modules['tensorflow'] = None; from mnist_xp.peers import main; sys.exit(main(['keras']))"
+    code = "import sys; sys.modules['tensorflow'] = None; from mnist_xp.cli.peers import main; sys.exit(main(['keras']))"
     result = run_module(None, code=code)
     assert result.returncode == 1
     assert result.stderr.strip() == (

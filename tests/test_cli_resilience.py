@@ -13,8 +13,9 @@ import time
 import numpy as np
 import pytest
 
-from mnist_xp import checkpoint, modelfile, train
-from mnist_xp.recipes import RECIPES
+from mnist_xp import checkpoint, modelfile, npzio
+from mnist_xp.cli import train
+from mnist_xp.config import RECIPES
 from mnist_xp.training import EpochResult, TrainState
 
 PROG = "python -m mnist_xp.train"
@@ -37,7 +38,7 @@ def small_checkpoint(tmp_path_factory):
     params = [(rng.normal(size=(784, 8)).astype(np.float32), np.zeros(8, np.float32)),
               (rng.normal(size=(8, 10)).astype(np.float32), np.zeros(10, np.float32))]
     history = [EpochResult(epoch, 1.0, 0.1, 0.5) for epoch in (1, 2)]
-    settings = RECIPES["default"] | {"hidden": [8], "limit": 100, "data_dir": None}
+    settings = RECIPES["default"].to_dict() | {"hidden": [8], "limit": 100, "data_dir": None}
     path = tmp_path_factory.mktemp("resume") / "run.npz"
     checkpoint.save(path, checkpoint.snapshot(TrainState(params, [], 2, 2, history), settings))
     return path
@@ -65,7 +66,7 @@ BAD_OPTIONS = [
     (["--hidden", "128,,64"], "argument --hidden: '' is not a whole number"),
     (["--hidden", "1.5"], "argument --hidden: '1.5' is not a whole number"),
     (["--hidden", "-8"], "argument --hidden: '-8' must be positive"),
-    (["--hidden", "2000000"], "argument --hidden: '2000000': a layer may have at most 1000000 units"),
+    (["--hidden", "2000000"], "argument --hidden: '2000000' is more than a layer may have (1000000 units)"),
     (["--activation", "swish"], "argument --activation: invalid choice: 'swish'"),
     (["--device", "tpu"], "argument --device: invalid choice: 'tpu'"),
     (["--dtype", "float16"], "argument --dtype: invalid choice: 'float16'"),
@@ -88,7 +89,7 @@ BAD_OPTIONS = [
     (["--checkpoint", "{ckpt}"],
      "argument --checkpoint: {ckpt} already exists; continue that run with --resume {ckpt}, or delete the file"),
     (["--resume", "{ckpt}", "--hidden", "64"],
-     "argument --hidden: cannot be changed when resuming (the checkpoint has 8); only --epochs and --lr can"),
+     "argument --hidden: cannot be changed when resuming (the checkpoint has 8); only lr and epochs can"),
     (["--resume", "{ckpt}", "--limit", "200"], "argument --limit: cannot be changed when resuming (the checkpoint has 100)"),
     (["--resume", "{ckpt}", "--seed", "5"], "argument --seed: cannot be changed when resuming (the checkpoint has 0)"),
     (["--resume", "{ckpt}", "--batch-size", "full"], "argument --batch-size: cannot be changed when resuming"),
@@ -111,14 +112,14 @@ def test_bad_options_are_usage_errors(argv, message, capsys, tmp_path, a_file, s
 def test_unreadable_checkpoints_are_file_errors(capsys, tmp_path, small_checkpoint):
     model = tmp_path / "model.npz"
     modelfile.save(model, [(np.zeros((784, 10), np.float32), np.zeros(10, np.float32))], "relu")
-    arrays = modelfile.read_npz(small_checkpoint)
+    arrays = npzio.read_npz(small_checkpoint)
     arrays["meta"] = np.array(str(arrays["meta"]).replace('"lr": 0.5', '"lr": -1'))
     edited = tmp_path / "edited.npz"
     np.savez(edited, **arrays)
     for path, message in [
         (tmp_path / "absent.npz", "absent.npz: file not found"),
         (model, "model.npz: not an mnist-xp checkpoint"),
-        (edited, "edited.npz: setting --lr has an invalid value -1"),
+        (edited, "edited.npz: setting lr has an invalid value -1"),
     ]:
         code, _, err = run_main(["--resume", path], capsys)
         assert code == 1 and err.strip() == f"error: {path.parent}/{message}"

@@ -13,7 +13,8 @@ from small_model import ACTIVATION, small_model
 
 Image = pytest.importorskip("PIL.Image", reason="needs Pillow: pip install 'mnist-xp[plot]'")
 
-from mnist_xp import images, modelfile, nn, predict
+from mnist_xp import images, modelfile, nn
+from mnist_xp.cli import predict
 
 try:
     import cupy  # noqa: F401

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,7 +13,8 @@ from mnist_xp import backend as backends
 from mnist_xp import data, metrics, nn, schedules
 from mnist_xp.errors import MnistXpError
 from mnist_xp.optim import sgd
-from mnist_xp.recipes import RECIPES, make_optimizer, make_schedule
+from mnist_xp.config import RECIPES
+from mnist_xp.trainer import make_optimizer, make_schedule
 from mnist_xp.training import EpochResult, TrainState, fit
 from mnist_xp.validation import EarlyStopping, carve, split_indices
 
@@ -48,7 +50,7 @@ def test_make_cosine_with_warmup_peaks_after_the_warmup_and_ends_at_zero():
 
 
 def test_recipe_schedule_counts_epochs_in_steps():
-    settings = RECIPES["default"] | {"lr": 1.0, "epochs": 6, "schedule": "step", "step_every": 2, "step_factor": 0.5}
+    settings = replace(RECIPES["default"], lr=1.0, epochs=6, schedule="step", step_every=2, step_factor=0.5)
     schedule = make_schedule(settings, steps_per_epoch=10)
     assert [schedule(s) for s in (0, 19, 20, 40, 59)] == [1.0, 1.0, 0.5, 0.25, 0.25]
 
@@ -56,16 +58,16 @@ def test_recipe_schedule_counts_epochs_in_steps():
 def test_make_optimizer_knows_every_name_and_refuses_decay_without_adamw():
     params = [(np.ones((1, 1)), np.zeros(1))]
     for name in ("sgd", "momentum", "nesterov", "adam", "adamw"):
-        optimizer = make_optimizer(RECIPES["default"] | {"optimizer": name})
+        optimizer = make_optimizer(replace(RECIPES["default"], optimizer=name))
         optimizer.update(params, params, optimizer.init(params), 0.1)
-    with pytest.raises(MnistXpError, match="--weight-decay applies to adamw only"):
-        make_optimizer(RECIPES["default"] | {"optimizer": "adam", "weight_decay": 0.01})
+    with pytest.raises(ValueError, match="weight_decay: applies to adamw only"):
+        replace(RECIPES["default"], optimizer="adam", weight_decay=0.01)
 
 
 def test_nesterov_looks_ahead_along_the_velocity():
     params = [(np.array([[1.0]]), np.array([0.0]))]
     grads = [(np.array([[1.0]]), np.array([2.0]))]
-    optimizer = make_optimizer(RECIPES["default"] | {"optimizer": "nesterov", "momentum": 0.5})
+    optimizer = make_optimizer(replace(RECIPES["default"], optimizer="nesterov", momentum=0.5))
     new, _ = optimizer.update(params, grads, optimizer.init(params), 0.1)
     # v = -0.1 g; p <- p + 0.5 v - 0.1 g = p - 0.15 g
     np.testing.assert_allclose(new[0][0], [[0.85]])
@@ -75,7 +77,7 @@ def test_nesterov_looks_ahead_along_the_velocity():
 @pytest.mark.parametrize("name, expected", [("momentum", [0.9, 0.75]), ("nesterov", [0.85, 0.675])])
 def test_momentum_accumulates_a_velocity_over_steps(name, expected):
     # beta 0.5, lr 0.1, gradient 1: v = -0.1 then -0.15; momentum p += v, Nesterov p += 0.5 v - 0.1.
-    optimizer = make_optimizer(RECIPES["default"] | {"optimizer": name, "momentum": 0.5})
+    optimizer = make_optimizer(replace(RECIPES["default"], optimizer=name, momentum=0.5))
     params, grads = [(np.array([[1.0]]), np.array([0.0]))], [(np.array([[1.0]]), np.array([0.0]))]
     state = optimizer.init(params)
     for want in expected:

@@ -8,9 +8,9 @@ from small_model import first_weights_after_fit
 from test_nn import check_gradients, device_params, tiny_problem
 
 from mnist_xp import backend as backends
-from mnist_xp import nn
+from mnist_xp import metrics, nn
 from mnist_xp.optim import sgd
-from mnist_xp.training import TrainState, batch_dropout, evaluate, fit
+from mnist_xp.training import TrainState, batch_dropout, fit
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
@@ -62,7 +62,7 @@ def test_input_dropout_multiplies_the_inputs_by_their_mask(backend):
 
 
 def test_dropout_masks_are_zero_or_scaled_by_the_keep_probability(backend):
-    uniform = backends.uniform_sampler(backend.xp, (5, 1, 2))
+    uniform = backends.uniform_sampler(backend.xp, "dropout", 5, 1, 2)
     u = uniform((400, 300), "float64")
     mask = backend.to_numpy(nn.dropout_masks([u], 0.25).masks[0])
     assert set(np.unique(mask)) == {0.0, 1 / 0.75}
@@ -81,9 +81,11 @@ def test_dropout_multiplies_each_hidden_output_by_its_mask(backend):
 
 
 def test_uniform_draws_are_a_pure_function_of_the_key(backend):
-    first = backend.to_numpy(backends.uniform_sampler(backend.xp, (1, 2, 3))((4, 5), "float32"))
-    again = backend.to_numpy(backends.uniform_sampler(backend.xp, (1, 2, 3))((4, 5), "float32"))
-    other = backend.to_numpy(backends.uniform_sampler(backend.xp, (1, 2, 4))((4, 5), "float32"))
+    first = backend.to_numpy(backends.uniform_sampler(backend.xp, "dropout", 1, 2, 3)((4, 5), "float32"))
+    again = backend.to_numpy(backends.uniform_sampler(backend.xp, "dropout", 1, 2, 3)((4, 5), "float32"))
+    other = backend.to_numpy(backends.uniform_sampler(backend.xp, "dropout", 1, 2, 4)((4, 5), "float32"))
+    stream = backend.to_numpy(backends.uniform_sampler(backend.xp, "shift", 1, 2, 3)((4, 5), "float32"))
+    assert not np.array_equal(first, stream)
     assert first.dtype == np.float32 and ((0 <= first) & (first < 1)).all()
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, other)
@@ -144,11 +146,11 @@ def test_training_with_dropout_is_repeatable_and_evaluation_has_no_dropout():
     for (W1, _), (W2, _) in zip(first.params, second.params):
         np.testing.assert_array_equal(W1, W2)
     labels = rng.integers(0, 3, 64)
-    classes, accuracy = evaluate(first.params, X, labels)
-    again, same = evaluate(first.params, X, labels)
-    np.testing.assert_array_equal(classes, again)
+    classes, loss = metrics.predictions_and_loss(first.params, X, Y)
     np.testing.assert_array_equal(classes, nn.predict(first.params, X).argmax(axis=1))
-    assert accuracy == same
+    assert loss == pytest.approx(float(nn.loss(first.params, X, Y)))
+    masks = batch_dropout(first.params, 64, 0.5, 0, 1, 0, "float64")
+    assert float(nn.loss(first.params, X, Y, dropout=masks)) != pytest.approx(loss)
 
 
 def test_smoothed_labels_keep_their_class_and_sum_to_one(backend):

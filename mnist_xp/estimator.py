@@ -1,0 +1,438 @@
+"""``MLPClassifier``: the project's engine as a scikit-learn classifier.
+
+The parameters take scikit-learn's names (``sklearn.neural_network.MLPClassifier``) where they
+mean the same thing. They become a ``TrainConfig``, whose checks apply, and training is the
+engine's: ``trainer.initial_state``, ``make_optimizer`` and ``make_schedule`` set up the run and
+``training.fit`` runs it. The estimator adds what scikit-learn expects around that: input
+validation, label encoding, the stopping rules on ``tol`` and ``n_iter_no_change``, warm starts
+and ``partial_fit``.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from dataclasses import replace
+
+import numpy as np
+from array_api_compat import array_namespace
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets, unique_labels
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import nn
+from .backend import DEVICES, device_name, namespace, to_device, to_host
+from .config import MAX_SEED, SettingError, TrainConfig
+from .data import one_hot
+from .errors import DivergenceError
+from .guard import divergence, float_warnings_off
+from .metrics import EVAL_BATCH, accuracy, predictions_and_loss
+from .trainer import initial_state, make_optimizer, make_schedule
+from .training import batch_slices, fit
+
+ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "logistic": "sigmoid", "leaky_relu": "leaky_relu"}
+"""The estimator's activation names (scikit-learn's, plus leaky_relu) and the engine's names for them."""
+SOLVERS = ("sgd", "adam", "adamw")
+AUTO_BATCH = 200
+"""``batch_size='auto'`` is min(200, n_samples), as in scikit-learn."""
+PARAMETER_OF = {
+    "hidden": "hidden_layer_sizes",
+    "lr": "learning_rate_init",
+    "epochs": "max_iter",
+    "l2": "alpha",
+    "seed": "random_state",
+    "optimizer": "solver",
+}
+"""The estimator's parameter behind each ``TrainConfig`` field whose name differs."""
+INPUT_DTYPES = (np.float32, np.float64)
+
+
+class MLPClassifier(ClassifierMixin, BaseEstimator):
+    """A multilayer perceptron classifier trained by the mnist-xp engine, on the CPU (NumPy) or a GPU (CuPy).
+
+    Any number of features and classes; labels of any type scikit-learn accepts. The output is a
+    softmax over the classes, two units for a binary problem, trained on cross-entropy.
+
+    Parameters named as in ``sklearn.neural_network.MLPClassifier`` mean the same:
+
+    hidden_layer_sizes : tuple of int, default (100,)
+    activation : 'relu', 'tanh', 'logistic' or 'leaky_relu', default 'relu'
+    solver : 'sgd', 'adam' or 'adamw', default 'adam'
+        'sgd' uses ``momentum`` (Nesterov's if ``nesterovs_momentum``; plain SGD when it is 0);
+        Adam uses beta1 0.9, beta2 0.999, epsilon 1e-7; 'adamw' adds a decoupled weight decay of 0.004.
+    alpha : float, default 1e-4
+        L2 penalty scaled as scikit-learn scales it: (alpha / 2) ||W||^2 per batch, divided by the
+        batch's size. The engine's ``l2`` (a penalty on the batch-mean loss) is alpha / batch size.
+    batch_size : int, 'auto' or 'full', default 'auto'
+        'auto' is min(200, n_samples); a size of n_samples or more (or 'full') is full-batch descent.
+    learning_rate_init : float, default 1e-3
+        The constant learning rate.
+    max_iter : int, default 200
+        Epochs per ``fit`` (it may stop earlier, see ``tol``).
+    random_state : int, RandomState or None, default None
+        An int is the engine's seed (weights, batch order, dropout), so a fit is reproducible;
+        None draws a seed from NumPy's global generator and a RandomState draws it from that.
+    tol : float, default 1e-4
+    n_iter_no_change : int, default 10
+        ``fit`` stops once the training loss (with ``early_stopping``, the validation accuracy) has
+        failed to improve on its best by ``tol`` for more than ``n_iter_no_change`` epochs in a row;
+        a ``fit`` that runs ``max_iter`` epochs without stopping so warns with a ``ConvergenceWarning``.
+    momentum : float, default 0.9
+    nesterovs_momentum : bool, default True
+    early_stopping : bool, default False
+        Hold out a stratified ``validation_fraction`` of the training set, score accuracy on it
+        after every epoch, stop on the rule above and keep the weights of the best epoch.
+    validation_fraction : float, default 0.1
+    verbose : bool, default False
+        Print each epoch's loss.
+    warm_start : bool, default False
+        ``fit`` continues from the fitted weights (the optimizer starts afresh, as in scikit-learn).
+
+    The engine's own:
+
+    device : 'cpu' or 'gpu', default 'cpu'
+    dtype : 'float32' or 'float64', default 'float32'
+    dropout : float, default 0.0
+        Inverted-dropout rate on the hidden layers while training.
+    label_smoothing : float, default 0.0
+
+    There is no ``shuffle``: the engine shuffles every epoch, in an order drawn from the seed.
+
+    Attributes: ``classes_``, ``n_features_in_`` (and ``feature_names_in_``), ``loss_curve_``
+    (training loss of each epoch, the penalty included), ``n_iter_`` (epochs trained in all),
+    ``best_loss_``, ``validation_scores_`` and ``best_validation_score_`` (with
+    ``early_stopping``), ``coefs_`` and ``intercepts_`` (host arrays of the weights) and
+    ``config_``, the ``TrainConfig`` of the last call to ``fit`` or ``partial_fit``.
+    """
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate_init=0.001,
+        max_iter=200,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        device="cpu",
+        dtype="float32",
+        dropout=0.0,
+        label_smoothing=0.0,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.dtype = dtype
+        self.dropout = dropout
+        self.label_smoothing = label_smoothing
+
+    def fit(self, X, y):
+        """Train on (X, y) for up to ``max_iter`` epochs: from fresh weights, or the fitted ones with ``warm_start``."""
+        return self._train(X, y, incremental=False)
+
+    def partial_fit(self, X, y, classes=None):
+        """Train one epoch on (X, y), continuing from the fitted weights and optimizer state.
+
+        The first call needs ``classes``, every label that any call will see.
+        """
+        return self._train(X, y, incremental=True, classes=classes)
+
+    def predict_proba(self, X):
+        """Probabilities (n_samples, n_classes) of each class, in the order of ``classes_``."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=INPUT_DTYPES)
+        params = self._state.params
+        xp = array_namespace(params[0][0])
+        dtype, activation = self.config_.dtype, self.config_.activation
+        parts = [
+            to_host(nn.predict(params, to_device(X[start : start + EVAL_BATCH], xp, dtype), activation))
+            for start in range(0, X.shape[0], EVAL_BATCH)
+        ]
+        return np.concatenate(parts)
+
+    def predict(self, X):
+        """The most probable class of each sample, as a label of ``classes_``."""
+        probabilities = self.predict_proba(X)
+        return self.classes_[to_host(nn.predicted_class(probabilities))]
+
+    @property
+    def coefs_(self) -> list:
+        """The weight matrix of each layer, (inputs, outputs), as host arrays."""
+        return [to_host(W) for W, _ in self._state.params]
+
+    @property
+    def intercepts_(self) -> list:
+        """The bias vector of each layer, as host arrays."""
+        return [to_host(b) for _, b in self._state.params]
+
+    def _train(self, X, y, incremental: bool, classes=None):
+        continuing = hasattr(self, "_state") and (incremental or self.warm_start)
+        X, y = validate_data(self, X, y, reset=not continuing, dtype=INPUT_DTYPES)
+        check_classification_targets(y)
+        config = self._settings()
+        encoder = self._label_encoder(y, incremental, classes, continuing)
+        labels = encoder.transform(y)
+        n_classes = len(encoder.classes_)
+        early_stopping = self.early_stopping and not incremental
+        Y = one_hot(labels, n_classes)
+        validation = None
+        if early_stopping:
+            X, X_val, Y, Y_val = self._validation_split(X, Y, labels, config.seed)
+        xp = namespace(self.device)
+        X_dev, Y_dev = to_device(X, xp, config.dtype), to_device(Y, xp, config.dtype)
+        if early_stopping:
+            validation = to_device(X_val, xp, config.dtype), np.argmax(Y_val, axis=1)
+        rows = X.shape[0] if config.full_batch else min(config.batch_size, X.shape[0])
+        config = replace(config, l2=config.l2 / rows)
+        optimizer = make_optimizer(config)
+        layer_sizes = [X.shape[1], *config.hidden, n_classes]
+        if continuing:
+            state = self._state
+            self._check_continuable(state, layer_sizes, config, xp)
+            if not incremental or config.optimizer != self.config_.optimizer:
+                state.opt_state = optimizer.init(state.params)
+        else:
+            state = initial_state(config, layer_sizes, xp, optimizer)
+        epochs = state.epoch + (1 if incremental else config.epochs)
+        stop = _Plateau(self.tol, self.n_iter_no_change)
+        scores = []
+        best_params = None
+
+        def on_epoch(state, result):
+            nonlocal best_params
+            problem = divergence(state, result)
+            if problem is not None:
+                raise DivergenceError(
+                    f"training diverged in epoch {result.epoch}: {problem}; try a lower learning_rate_init"
+                )
+            if self.verbose:
+                print(f"Iteration {result.epoch}, loss = {result.loss:.8f}")
+            if incremental:
+                return False
+            if validation is None:
+                return stop.update(-result.loss)
+            predicted, _ = predictions_and_loss(state.params, validation[0], activation=config.activation)
+            scores.append(accuracy(predicted, validation[1]))
+            if self.verbose:
+                print(f"Validation score: {scores[-1]:.6f}")
+            if best_params is None or scores[-1] > max(scores[:-1]):
+                best_params = [(xp.asarray(W, copy=True), xp.asarray(b, copy=True)) for W, b in state.params]
+            return stop.update(scores[-1])
+
+        with float_warnings_off():
+            fit(
+                state,
+                X_dev,
+                Y_dev,
+                optimizer=optimizer,
+                learning_rate=make_schedule(config, len(batch_slices(X.shape[0], rows))),
+                epochs=epochs,
+                batch_size=None if config.full_batch else config.batch_size,
+                activation=config.activation,
+                seed=config.seed,
+                on_epoch=on_epoch,
+                dropout=config.dropout,
+                l2=config.l2,
+                label_smoothing=config.label_smoothing,
+            )
+        if best_params is not None:
+            state.params = best_params
+        self._encoder, self.classes_ = encoder, encoder.classes_
+        self._state = state
+        self.config_ = config
+        self.n_iter_ = state.epoch
+        self.loss_curve_ = list(state.losses)
+        self.best_loss_ = None if early_stopping else min(self.loss_curve_)
+        if early_stopping:
+            self.validation_scores_ = scores
+            self.best_validation_score_ = max(scores)
+        if not incremental and state.epoch == epochs and not stop.stopped:
+            warnings.warn(
+                f"MLPClassifier: max_iter={config.epochs} epochs ran without meeting the stopping rule "
+                f"(tol={self.tol}, n_iter_no_change={self.n_iter_no_change}); the network may be undertrained",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        elif self.verbose and stop.stopped:
+            print(f"No improvement of more than tol={self.tol} for {self.n_iter_no_change + 1} epochs: stopping.")
+        return self
+
+    def _label_encoder(self, y, incremental: bool, classes, continuing: bool) -> LabelEncoder:
+        """The fitted encoder when continuing, else one of the labels in y (in ``partial_fit``, in ``classes``)."""
+        if incremental and not continuing and classes is None:
+            raise ValueError("MLPClassifier: classes must be given on the first call to partial_fit")
+        if continuing:
+            if incremental and classes is not None and not np.array_equal(unique_labels(classes), self.classes_):
+                raise ValueError(f"MLPClassifier: classes={classes!r} differ from classes_={self.classes_!r} fitted before")
+        else:
+            known = unique_labels(y if classes is None else classes)
+            if len(known) < 2:
+                raise ValueError(
+                    f"MLPClassifier needs samples of at least 2 classes; y holds 1 class ({known[0]!r})"
+                )
+            return LabelEncoder().fit(known)
+        return self._encoder
+
+    def _settings(self) -> TrainConfig:
+        """The engine's settings from the parameters, every one checked here, with ``l2`` still alpha.
+
+        ``batch_size='auto'`` becomes 200: the engine takes a batch of n_samples or more as the
+        whole set. A refused value raises a ValueError naming the estimator's parameter.
+        """
+        if self.activation not in ACTIVATIONS:
+            _refuse("activation", self.activation, f"is not one of {', '.join(ACTIVATIONS)}")
+        if self.solver not in SOLVERS:
+            _refuse("solver", self.solver, f"is not one of {', '.join(SOLVERS)}")
+        if self.device not in DEVICES:
+            _refuse("device", self.device, f"is not one of {', '.join(DEVICES)}")
+        for name in ("nesterovs_momentum", "early_stopping", "warm_start", "verbose"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)) and not _is_int(getattr(self, name)):
+                _refuse(name, getattr(self, name), "is not a bool")
+        if not _is_real(self.tol) or not 0 <= self.tol < float("inf"):
+            _refuse("tol", self.tol, "must be a finite number >= 0")
+        if not _is_int(self.n_iter_no_change) or self.n_iter_no_change < 1:
+            _refuse("n_iter_no_change", self.n_iter_no_change, "must be a whole number >= 1")
+        if not _is_real(self.validation_fraction) or not 0 < self.validation_fraction < 1:
+            _refuse("validation_fraction", self.validation_fraction, "must be a number above 0 and below 1")
+        momentum = _plain(self.momentum)
+        if self.solver == "sgd":
+            optimizer = "sgd" if momentum == 0 else "nesterov" if self.nesterovs_momentum else "momentum"
+        else:
+            optimizer = self.solver
+        batch_size = AUTO_BATCH if _same(self.batch_size, "auto") else _plain(self.batch_size)
+        settings = {
+            "hidden": _layers(self.hidden_layer_sizes),
+            "activation": ACTIVATIONS[self.activation],
+            "optimizer": optimizer,
+            "lr": _plain(self.learning_rate_init),
+            "epochs": _plain(self.max_iter),
+            "batch_size": batch_size,
+            "dtype": self.dtype,
+            "seed": self._seed(),
+            "momentum": momentum,
+            "l2": _plain(self.alpha),
+            "dropout": _plain(self.dropout),
+            "label_smoothing": _plain(self.label_smoothing),
+        }
+        try:
+            config = TrainConfig(**settings)
+        except SettingError as exc:
+            name = PARAMETER_OF.get(exc.name, exc.name)
+            if name == exc.name:
+                raise ValueError(f"MLPClassifier: {exc}") from None
+            raise ValueError(f"MLPClassifier: {name}={getattr(self, name)!r} is refused (as the engine's {exc})") from None
+        return config
+
+    def _seed(self):
+        """The engine's seed: ``random_state`` itself if an int (checked by TrainConfig), else drawn from it."""
+        if _is_int(self.random_state):
+            return int(self.random_state)
+        try:
+            rng = check_random_state(self.random_state)
+        except ValueError:
+            _refuse("random_state", self.random_state, "is not an int, a RandomState or None")
+        return int(rng.randint(MAX_SEED))
+
+    def _validation_split(self, X, Y, labels, seed: int):
+        """(X, X_val, Y, Y_val): a stratified ``validation_fraction`` of the samples held out for early stopping."""
+        X, X_val, Y, Y_val = train_test_split(
+            X, Y, test_size=self.validation_fraction, random_state=seed, stratify=labels
+        )
+        if X_val.shape[0] < 2:
+            raise ValueError(
+                f"MLPClassifier: validation_fraction={self.validation_fraction} leaves {X_val.shape[0]} validation "
+                "sample: raise it, or give more samples"
+            )
+        return X, X_val, Y, Y_val
+
+    def _check_continuable(self, state, layer_sizes: list[int], config: TrainConfig, xp) -> None:
+        """A warm start or partial_fit continues the fitted network only if the layers, dtype and device still match it."""
+        fitted = [int(state.params[0][0].shape[0])] + [int(W.shape[1]) for W, _ in state.params]
+        have = (fitted, str(state.params[0][0].dtype).split(".")[-1], device_name(array_namespace(state.params[0][0])))
+        want = (layer_sizes, config.dtype, device_name(xp))
+        if have != want:
+            raise ValueError(
+                f"MLPClassifier: cannot continue the fitted network (layers {have[0]}, {have[1]}, {have[2]}) "
+                f"as layers {want[0]}, {want[1]}, {want[2]}: hidden_layer_sizes, dtype or device changed; "
+                "fit afresh (warm_start=False) or clone the estimator"
+            )
+
+
+class _Plateau:
+    """The stopping rule: ``update(score)`` (higher is better) returns True once ``patience`` + 1 epochs in a row
+    fail to beat the best score so far by ``tol``."""
+
+    def __init__(self, tol: float, patience: int):
+        self.tol = tol
+        self.patience = patience
+        self.best = -float("inf")
+        self.waited = 0
+        self.stopped = False
+
+    def update(self, score: float) -> bool:
+        self.waited = self.waited + 1 if score < self.best + self.tol else 0
+        self.best = max(self.best, score)
+        self.stopped = self.waited > self.patience
+        return self.stopped
+
+
+def _refuse(name: str, value, complaint: str):
+    raise ValueError(f"MLPClassifier: {name}={value!r} {complaint}")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _same(value, word: str) -> bool:
+    return isinstance(value, str) and value == word
+
+
+def _plain(value):
+    """NumPy scalars as Python ints and floats (TrainConfig checks Python types); anything else as it is."""
+    if _is_int(value):
+        return int(value)
+    if _is_real(value):
+        return float(value)
+    return value
+
+
+def _layers(value):
+    """``hidden_layer_sizes`` as a tuple: one int is one layer; anything that is not a sequence is left for TrainConfig to refuse."""
+    if _is_int(value):
+        return (int(value),)
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return tuple(_plain(size) for size in value)
+    return value

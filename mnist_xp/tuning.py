@@ -1,0 +1,641 @@
+"""Hyper-parameter search over ``TrainConfig`` with Optuna: search spaces, the objective, studies and workers.
+
+A study samples some ``TrainConfig`` fields with TPE and maximises the final validation accuracy
+on a split carved from the training set (the test set is never looked at), optionally within a
+budget of training seconds per trial. Every trial trains with the study's seed, so it re-runs
+exactly from the settings it stores. Its trials live in an Optuna storage (an SQLite file or a
+PostgreSQL database), which is also where workers meet: any number of them, on one machine or
+many, take trials from it until the study holds the number of finished trials asked for.
+
+A search space is a JSON (or TOML) object from setting names to one of::
+
+    {"low": 0.01, "high": 1.0, "log": true}   a range (whole numbers for whole-number settings; or "step")
+    {"choices": ["sgd", "nesterov"]}           a list of choices
+    {"value": [128]}, or just [128]            a fixed setting
+
+Optuna is imported on first use, so that the rest of the package works without it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import os
+import socket
+import time
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+from .config import FIELDS, TrainConfig, judge
+from .data import Dataset, load_mnist
+from .errors import DivergenceError, MnistXpError, UsageError
+
+TUNE_INSTALL_HINT = "install it with: pip install 'mnist-xp[tune]'"
+
+SPACES = {
+    # The fast recipe's network, 784-128-10, trained for a few epochs.
+    "small": {
+        "hidden": {"value": [128]},
+        "optimizer": {"choices": ["sgd", "nesterov", "adam"]},
+        "lr": {"low": 0.001, "high": 1.0, "log": True},
+        "momentum": {"low": 0.8, "high": 0.99},
+        "epochs": {"low": 1, "high": 6},
+        "batch_size": {"choices": [64, 128, 256, 512]},
+        "schedule": {"choices": ["constant", "cosine"]},
+        "warmup": {"low": 0.0, "high": 1.0},
+        "label_smoothing": {"low": 0.0, "high": 0.2},
+    },
+    # The best recipe's network, 784-1024-1024-10, with the regularisation a long run wants.
+    "wide": {
+        "hidden": {"value": [1024, 1024]},
+        "optimizer": {"choices": ["nesterov", "adam"]},
+        "lr": {"low": 0.001, "high": 0.5, "log": True},
+        "momentum": {"low": 0.8, "high": 0.99},
+        "epochs": {"low": 5, "high": 30},
+        "batch_size": {"choices": [64, 128, 256]},
+        "schedule": {"value": "cosine"},
+        "warmup": {"low": 0.0, "high": 2.0},
+        "dropout": {"low": 0.0, "high": 0.6},
+        "label_smoothing": {"low": 0.0, "high": 0.2},
+        "shift": {"choices": [0, 1, 2]},
+    },
+}
+
+COMMAND_SETTINGS = {"val": "--val", "seed": "--seed"}
+"""Settings a study fixes for all its trials, from the command's options, so that trials compare on one split."""
+
+ONLY_WHEN = {
+    "momentum": ("optimizer", ("momentum", "nesterov")),
+    "weight_decay": ("optimizer", ("adamw",)),
+    "step_every": ("schedule", ("step",)),
+    "step_factor": ("schedule", ("step",)),
+}
+"""Settings that mean something only for some values of another: sampled only then, so they do not blur the search."""
+
+STATES_HOLDING_A_PLACE = ("COMPLETE", "PRUNED", "RUNNING", "WAITING")
+MAX_RETRIES = 3
+"""How often a trial whose worker died is run again before it is given up."""
+POLL_SECONDS = 1.0
+
+
+class SpaceError(UsageError):
+    """A search space names an unknown setting, or a range or choice that ``TrainConfig`` refuses."""
+
+
+def require_optuna():
+    """The optuna module, or a one-line error naming the extra that installs it."""
+    try:
+        import optuna
+    except ImportError:
+        raise MnistXpError(f"tuning needs optuna, which is not installed; {TUNE_INSTALL_HINT}") from None
+    return optuna
+
+
+# ---------------------------------------------------------------- search spaces
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One searched (or fixed) setting: a range ``low``..``high``, a tuple of ``choices``, or a fixed ``value``."""
+
+    name: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: tuple | None = None
+    value: object = None
+
+    @property
+    def fixed(self) -> bool:
+        return self.low is None and self.choices is None
+
+    def values(self) -> tuple:
+        """The values this dimension can take, where they are few (for the checks of ``ONLY_WHEN``)."""
+        return (self.value,) if self.fixed else self.choices or ()
+
+    def suggest(self, trial):
+        """This setting's value for ``trial``: Optuna samples it unless it is fixed."""
+        if self.fixed:
+            return self.value
+        if self.choices is not None:
+            labels = [_label(choice) for choice in self.choices]
+            return self.choices[labels.index(trial.suggest_categorical(self.name, labels))]
+        if FIELDS[self.name].metadata["kind"].type is int:
+            return trial.suggest_int(self.name, self.low, self.high, log=self.log, step=self.step or 1)
+        return trial.suggest_float(self.name, self.low, self.high, log=self.log, step=self.step)
+
+    def to_json(self):
+        """The dimension as a space file writes it."""
+        if self.fixed:
+            return {"value": _plain(self.value)}
+        if self.choices is not None:
+            return {"choices": [_plain(choice) for choice in self.choices]}
+        return {"low": self.low, "high": self.high} | ({"log": True} if self.log else {}) | (
+            {} if self.step is None else {"step": self.step}
+        )
+
+
+def _label(choice):
+    """A choice as Optuna can store it: a list of layer sizes becomes the text ``256,128``."""
+    return ",".join(map(str, choice)) if isinstance(choice, tuple) else choice
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+class Space:
+    """A parsed, checked search space: ``dimensions`` by setting name, in ``TrainConfig``'s field order."""
+
+    def __init__(self, dimensions: dict[str, Dimension]):
+        self.dimensions = {name: dimensions[name] for name in FIELDS if name in dimensions}
+
+    @property
+    def searched(self) -> list[str]:
+        return [name for name, dimension in self.dimensions.items() if not dimension.fixed]
+
+    def applies(self, name: str, settings: dict) -> bool:
+        """Whether setting ``name`` means something given the other ``settings`` chosen so far."""
+        if name not in ONLY_WHEN:
+            return True
+        other, wanted = ONLY_WHEN[name]
+        return settings[other] in wanted
+
+    def sample(self, trial, base: TrainConfig) -> TrainConfig:
+        """``base`` with this space's settings chosen for ``trial`` (each only where it applies)."""
+        settings = {name: getattr(base, name) for name in FIELDS}
+        for name, dimension in self.dimensions.items():
+            if self.applies(name, settings):
+                settings[name] = dimension.suggest(trial)
+        return TrainConfig(**settings)
+
+    def to_json(self) -> dict:
+        return {name: dimension.to_json() for name, dimension in self.dimensions.items()}
+
+
+def parse_space(spec) -> Space:
+    """Check a search space (as ``load_space`` reads it) against ``TrainConfig``'s fields and checks."""
+    if not isinstance(spec, dict):
+        raise SpaceError("space: a search space is an object from setting names to ranges, choices or values")
+    dimensions = {}
+    for name, entry in spec.items():
+        if name not in FIELDS:
+            raise SpaceError(f"space: {name!r} is not a training setting (they are: {', '.join(FIELDS)})")
+        if name in COMMAND_SETTINGS:
+            raise SpaceError(f"space: {name} is the same for every trial of a study: set it with {COMMAND_SETTINGS[name]}")
+        dimensions[name] = _dimension(name, entry)
+    space = Space(dimensions)
+    for name in space.dimensions:
+        if name in ONLY_WHEN:
+            other, wanted = ONLY_WHEN[name]
+            possible = space.dimensions[other].values() if other in space.dimensions else (FIELDS[other].default,)
+            if not set(possible) & set(wanted):
+                raise SpaceError(f"space: {name} applies only when {other} is {' or '.join(wanted)}, which the space never picks")
+    if not space.searched:
+        raise SpaceError("space: nothing to search: give at least one setting a range or choices")
+    return space
+
+
+def _dimension(name: str, entry) -> Dimension:
+    """One entry of a space file, checked with ``judge`` as ``TrainConfig`` checks the setting itself."""
+    kind = FIELDS[name].metadata["kind"]
+
+    def check(value, what: str):
+        value = tuple(value) if kind.items and isinstance(value, list) else value
+        complaint = judge(kind, value)
+        if complaint is not None:
+            raise SpaceError(f"space: {name}: {what} {value!r} {complaint}")
+        return value
+
+    if not isinstance(entry, dict):
+        return Dimension(name, value=check(entry, "value"))
+    keys = set(entry)
+    if keys == {"value"}:
+        return Dimension(name, value=check(entry["value"], "value"))
+    if keys == {"choices"}:
+        choices = entry["choices"]
+        if not isinstance(choices, list) or not choices:
+            raise SpaceError(f"space: {name}: choices must be a non-empty list")
+        checked = tuple(check(choice, "choice") for choice in choices)
+        if len({_label(choice) for choice in checked}) != len(checked):
+            raise SpaceError(f"space: {name}: a choice is listed twice")
+        return Dimension(name, choices=checked)
+    if "low" in keys and "high" in keys and keys <= {"low", "high", "log", "step"}:
+        return _range(name, entry, kind, check)
+    raise SpaceError(
+        f"space: {name}: expected {{\"low\": ..., \"high\": ...}} (with \"log\" or \"step\"), {{\"choices\": [...]}} "
+        f"or {{\"value\": ...}}, not keys {', '.join(sorted(keys))}"
+    )
+
+
+def _range(name: str, entry: dict, kind, check) -> Dimension:
+    if kind.type is str or kind.items:
+        raise SpaceError(f"space: {name} takes choices, not a range")
+    low, high = check(entry["low"], "low end"), check(entry["high"], "high end")
+    if low is None or high is None or kind.word is not None and kind.word in (low, high):
+        raise SpaceError(f"space: {name}: a range's ends must be numbers")
+    if not low < high:
+        raise SpaceError(f"space: {name}: low {low!r} must be below high {high!r} (for one value, give {{\"value\": ...}})")
+    log, step = entry.get("log", False), entry.get("step")
+    if not isinstance(log, bool):
+        raise SpaceError(f"space: {name}: log must be true or false")
+    if log and low <= 0:
+        raise SpaceError(f"space: {name}: a log range needs a low end above 0")
+    if step is not None:
+        whole = kind.type is int
+        if isinstance(step, bool) or not isinstance(step, int if whole else (int, float)) or not 0 < step < math.inf:
+            raise SpaceError(f"space: {name}: step must be a positive {'whole number' if whole else 'number'}")
+        if log:
+            raise SpaceError(f"space: {name}: a range has log or step, not both")
+    return Dimension(name, low=low, high=high, log=log, step=step)
+
+
+def load_space(source: str) -> tuple[str, dict]:
+    """A built-in space by name (``SPACES``), or a JSON (or, with Python 3.11+, TOML) space file; (label, spec)."""
+    if source in SPACES:
+        return source, SPACES[source]
+    path = Path(source)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpaceError(
+            f"{source}: not a built-in space ({', '.join(SPACES)}) nor a readable space file ({exc.strerror or exc})"
+        ) from None
+    if path.suffix == ".toml":
+        try:
+            import tomllib
+        except ImportError:
+            raise SpaceError(f"{source}: TOML space files need Python 3.11 or later; write it as JSON") from None
+        try:
+            return str(path), tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise SpaceError(f"{source}: not valid TOML ({exc})") from None
+    try:
+        return str(path), json.loads(text)
+    except ValueError as exc:
+        raise SpaceError(f"{source}: not valid JSON ({exc})") from None
+
+
+def base_config(val: int, seed: int) -> TrainConfig:
+    """The settings every trial starts from: the defaults, with the study's validation split and seed."""
+    return replace(TrainConfig(), val=val, seed=seed)
+
+
+# ---------------------------------------------------------------- studies
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """Everything a worker needs to join a study, in a form that pickles to another process."""
+
+    name: str
+    storage: str
+    space: dict
+    trials: int
+    val: int
+    seed: int = 0
+    budget: float | None = None
+    prune: bool = True
+    heartbeat: int = 10
+    device: str = "cpu"
+    data_dir: str | None = None
+    limit: int | None = None
+
+    def settings(self) -> dict:
+        """What a study must keep from its first run on, so that all its trials compare; stored with it."""
+        return {"space": self.space, "val": self.val, "seed": self.seed, "budget": self.budget, "limit": self.limit}
+
+    def base(self) -> TrainConfig:
+        return base_config(self.val, self.seed)
+
+
+def shown_url(url: str) -> str:
+    """A storage URL with any password hidden, for messages."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy can parse: shown as given, it holds no usable password
+        return url
+
+
+def open_storage(url: str, heartbeat: int = 10):
+    """An Optuna RDB storage at ``url`` whose running trials beat every ``heartbeat`` seconds.
+
+    A trial whose heartbeat stops for three intervals (its worker died) is failed by the next
+    worker that asks for a trial, and queued again with the same settings, up to ``MAX_RETRIES``
+    times. A storage that cannot be opened is a one-line ``MnistXpError``.
+    """
+    optuna = require_optuna()
+    import sqlalchemy.exc
+
+    if url.startswith("sqlite"):
+        engine = {"connect_args": {"timeout": 60}}  # workers wait their turn to write instead of failing
+    elif url.startswith("postgresql"):
+        engine = {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
+    else:
+        engine = {}
+    retry_class = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
+    callback_arg = "heartbeat_stale_trial_callback" if retry_class is not None else "failed_trial_callback"
+    retry_class = retry_class or optuna.storages.RetryFailedTrialCallback
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine,
+                heartbeat_interval=heartbeat,
+                grace_period=3 * heartbeat,
+                **{callback_arg: retry_class(max_retry=MAX_RETRIES)},
+            )
+    except sqlalchemy.exc.ArgumentError as exc:
+        raise UsageError(f"{shown_url(url)} is not a storage URL Optuna can use ({_first_line(exc)})") from None
+    except ImportError as exc:
+        raise MnistXpError(f"{shown_url(url)}: the database driver is missing ({_first_line(exc.__cause__ or exc)}); "
+                           f"{TUNE_INSTALL_HINT}") from None
+    except (sqlalchemy.exc.SQLAlchemyError, ValueError, OSError) as exc:
+        raise MnistXpError(f"cannot open the storage {shown_url(url)}: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def open_study(spec: StudySpec, storage=None):
+    """Create the study or join it, after checking that it was made with the same space and data options.
+
+    Each worker gets its own TPE sampler (multivariate, with a constant liar for the trials others
+    are running) and a median pruner; neither is stored, only the trials are.
+    """
+    optuna = require_optuna()
+    storage = storage if storage is not None else open_storage(spec.storage, spec.heartbeat)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=5) if spec.prune else optuna.pruners.NopPruner()
+    study = optuna.create_study(
+        storage=storage, study_name=spec.name, direction="maximize", sampler=sampler, pruner=pruner, load_if_exists=True
+    )
+    kept = study.user_attrs.get("mnist_xp")
+    if kept is None:
+        study.set_user_attr("mnist_xp", spec.settings())
+    else:
+        _check_same(spec, kept)
+    return study
+
+
+def _check_same(spec: StudySpec, kept: dict) -> None:
+    """A study's trials compare only when they share space, split, seed, budget and data: refuse a different one."""
+    options = {"space": "--space", "val": "--val", "seed": "--seed", "budget": "--budget", "limit": "--limit"}
+    for key, option in options.items():
+        if kept.get(key) != spec.settings()[key]:
+            was = "a different space" if key == "space" else f"{option} {kept.get(key)}"
+            raise UsageError(
+                f"study {spec.name!r} was started with {was}: give the same {option} to continue it, "
+                f"or a new --study name"
+            )
+
+
+def tally(study) -> dict[str, int]:
+    """How many trials of the study are in each state, by the state's name."""
+    counts: dict[str, int] = {}
+    for trial in study.get_trials(deepcopy=False):
+        counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
+    return counts
+
+
+def finished(counts: dict[str, int]) -> int:
+    """Trials that count towards a study's total: completed and pruned ones."""
+    return counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
+
+
+# ---------------------------------------------------------------- the objective and the workers
+
+
+class Surplus(Exception):
+    """A trial started after the study's last place was taken (two workers asked at once): dropped, not counted."""
+
+
+class Objective:
+    """Train one trial's config on the validation split and return its final validation accuracy.
+
+    Each epoch's accuracy is reported to Optuna, which may prune the trial; with a ``budget`` a
+    trial whose training time would pass it is pruned as soon as that is foreseeable. A diverged
+    trial is pruned too. The trial's settings, worker and training time are kept as its user attributes.
+    """
+
+    def __init__(self, spec: StudySpec, data: Dataset | None = None):
+        self.spec = spec
+        self.space = parse_space(spec.space)
+        self.base = spec.base()
+        self.datasets = {} if data is None else {str(data.X_train.dtype).split(".")[-1]: _without_test(data)}
+        self.taken_over = False
+
+    def data(self, dtype: str) -> Dataset:
+        """The training data in ``dtype``, loaded once per worker, with the test set left out."""
+        if dtype not in self.datasets:
+            spec = self.spec
+            self.datasets[dtype] = _without_test(load_mnist(spec.device, dtype, spec.data_dir, spec.limit))
+        return self.datasets[dtype]
+
+    def __call__(self, trial) -> float:
+        optuna = require_optuna()
+        if not _has_place(trial, self.spec.trials):
+            trial.set_user_attr("surplus", True)
+            trial.study.stop()
+            raise Surplus(f"the study already has {self.spec.trials} trials")
+        config = self.space.sample(trial, self.base)
+        trial.set_user_attr("config", config.to_dict())
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        budget = self.spec.budget
+
+        def on_epoch(state, result):
+            accuracy = result.metrics["val_accuracy"]
+            trial.report(accuracy, result.epoch)
+            trained = sum(epoch.seconds for epoch in state.history)
+            if budget is not None and trained / result.epoch * config.epochs > budget:
+                trial.set_user_attr("stopped", f"over the budget after epoch {result.epoch} ({trained:.2f} s)")
+                raise optuna.TrialPruned()
+            if result.epoch < config.epochs and trial.should_prune():
+                trial.set_user_attr("stopped", f"pruned after epoch {result.epoch}")
+                raise optuna.TrialPruned()
+
+        from .trainer import train
+
+        try:
+            result = train(config, data=self.data(config.dtype), on_epoch=on_epoch)
+        except DivergenceError:
+            trial.set_user_attr("stopped", "diverged")
+            raise optuna.TrialPruned() from None
+        except optuna.exceptions.UpdateFinishedTrialError:
+            self.taken_over = True  # another worker took this trial for dead; its retry runs it again
+            raise
+        trial.set_user_attr("train_seconds", result.train_seconds)
+        return validation_accuracy(result)
+
+
+def validation_accuracy(result) -> float:
+    """A run's validation accuracy: its last epoch's, or with early stopping that of the epoch it kept."""
+    epoch = result.best_epoch if result.config.patience is not None and result.best_epoch else len(result.history)
+    return result.history[epoch - 1].metrics["val_accuracy"]
+
+
+def _without_test(data: Dataset) -> Dataset:
+    return replace(data, X_test=None, Y_test=None, y_test=None)
+
+
+def _has_place(trial, places: int) -> bool:
+    """Whether ``trial`` is among the study's first ``places`` trials that are not failed.
+
+    A retried trial stands in the place of the trial it repeats, so that a retry always runs and
+    a worker that dies never makes the study run one trial too many.
+    """
+    optuna = require_optuna()
+    states = tuple(getattr(optuna.trial.TrialState, name) for name in STATES_HOLDING_A_PLACE)
+
+    def place(frozen):
+        return frozen.system_attrs.get("failed_trial", frozen.number), frozen.number
+
+    trials = trial.study.get_trials(deepcopy=False, states=states)
+    mine = next(place(frozen) for frozen in trials if frozen.number == trial.number)
+    return sum(place(frozen) < mine for frozen in trials) < places
+
+
+def work(spec: StudySpec, data: Dataset | None = None, on_trial: Callable | None = None, study=None) -> None:
+    """Run trials of the study until it holds ``spec.trials`` finished ones, then return.
+
+    While the remaining places are all taken by trials other workers are running, wait: for them
+    to finish, or for their heartbeats to go stale, and then run their retries.
+    """
+    optuna = require_optuna()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = study if study is not None else open_study(spec)
+    objective = Objective(spec, data)
+    callbacks = [lambda study, frozen: on_trial(frozen)] if on_trial is not None else []
+    while True:
+        counts = tally(study)
+        if finished(counts) >= spec.trials:
+            return
+        taken = sum(counts.get(state, 0) for state in STATES_HOLDING_A_PLACE)
+        if taken >= spec.trials and not counts.get("WAITING"):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)
+            time.sleep(POLL_SECONDS)
+            continue
+        try:
+            study.optimize(objective, n_trials=1, catch=(Surplus,), callbacks=callbacks)
+        except ValueError:
+            if not objective.taken_over:
+                raise
+            objective.taken_over = False
+
+
+def _worker_process(spec: StudySpec, on_trial: Callable | None) -> None:
+    """A worker in a process of its own: errors as one line, exit 1; Ctrl-C quietly, exit 130."""
+    import sys
+
+    try:
+        work(spec, on_trial=on_trial)
+    except MnistXpError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def run_study(spec: StudySpec, jobs: int = 1, data: Dataset | None = None, on_trial: Callable | None = None,
+              study=None) -> list[int]:
+    """Work on the study in this process and in ``jobs - 1`` others; the other workers' exit codes.
+
+    The other processes are started fresh (spawned), each with its own storage connection and its
+    own copy of the data.
+    """
+    context = multiprocessing.get_context("spawn")
+    others = [context.Process(target=_worker_process, args=(spec, on_trial), daemon=True) for _ in range(jobs - 1)]
+    for process in others:
+        process.start()
+    try:
+        work(spec, data, on_trial, study)
+    finally:
+        for process in others:
+            process.join()
+    return [process.exitcode for process in others]
+
+
+# ---------------------------------------------------------------- results
+
+
+def best_config(study) -> tuple[object, TrainConfig]:
+    """The study's best completed trial and its settings as a ``TrainConfig``."""
+    completed = [trial for trial in study.get_trials(deepcopy=False) if trial.state.name == "COMPLETE"]
+    if not completed:
+        raise MnistXpError(f"study {study.study_name!r} has no completed trial yet")
+    best = study.best_trial
+    return best, TrainConfig.from_dict(best.user_attrs["config"])
+
+
+def train_arguments(config: TrainConfig) -> list[str]:
+    """The ``train`` options that give ``config``: every setting that differs from the default."""
+    from .config import DEFAULT
+
+    arguments = []
+    for name in FIELDS:
+        value = getattr(config, name)
+        if value != getattr(DEFAULT, name):
+            text = ",".join(map(str, value)) if isinstance(value, tuple) else repr(value) if isinstance(value, float) else str(value)
+            arguments += ["--" + name.replace("_", "-"), text]
+    return arguments
+
+
+def describe_params(params: dict) -> str:
+    """A trial's sampled settings in one short line."""
+    return " ".join(f"{name}={value:.3g}" if isinstance(value, float) else f"{name}={value}" for name, value in params.items())
+
+
+PLOTS = ("history", "importances", "slice")
+
+
+def write_plots(study, folder: Path) -> list[Path]:
+    """Optuna's optimization history, parameter importances and slice plot of the study, as PNG files in ``folder``.
+
+    The importances need two completed trials with some variation; without them that plot is left out.
+    """
+    optuna = require_optuna()
+    from .plots import require
+
+    require()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as draw
+
+    folder.mkdir(parents=True, exist_ok=True)
+    evaluator = getattr(optuna.importance, "PedAnovaImportanceEvaluator", None)
+    makers = {
+        "history": lambda: draw.plot_optimization_history(study),
+        "importances": lambda: draw.plot_param_importances(study, evaluator=evaluator and evaluator()),
+        "slice": lambda: draw.plot_slice(study),
+    }
+    written = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, make in makers.items():
+            try:
+                axes = make()
+            except (ValueError, RuntimeError, ZeroDivisionError):
+                continue  # too few trials for this plot
+            figure = (axes.flat[0] if hasattr(axes, "flat") else axes).get_figure()
+            if name == "slice":
+                figure.set_size_inches(3 * max(1, len(figure.axes)), 3.6)
+            path = folder / f"{name}.png"
+            figure.savefig(path, dpi=100, bbox_inches="tight")
+            plt.close(figure)
+            written.append(path)
+    return written

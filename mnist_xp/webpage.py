@@ -1,0 +1,85 @@
+"""A trained model as one self-contained web page: draw a digit and watch the network read it.
+
+The page holds the weights (base64, little-endian, in the model's own float type) and a small
+hand-written JavaScript forward pass, so it opens from disk in any current browser, offline.
+Its script prepares a drawing exactly as ``images.to_mnist`` prepares an image file. The HTML,
+JavaScript and CSS live in ``mnist_xp/web/`` and are put together here.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from .data import INPUT_SIZE, NUM_CLASSES
+from .errors import ModelFileError
+from .model import Model
+from .npzio import write_atomically
+
+ACTIVATION_NAMES = {"relu": "ReLU", "leaky_relu": "leaky ReLU", "sigmoid": "sigmoid", "tanh": "tanh"}
+
+
+def _asset(name: str) -> str:
+    return (resources.files(__package__) / "web" / name).read_text(encoding="utf-8")
+
+
+def _base64(array: np.ndarray) -> str:
+    little_endian = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+    return base64.b64encode(little_endian.tobytes()).decode("ascii")
+
+
+def describe(model: Model, name: str | None = None) -> str:
+    """One line naming the network: its layers, activation, float type, test accuracy and file."""
+    parts = [f"Network {'-'.join(map(str, model.layer_sizes))}, {ACTIVATION_NAMES[model.activation]}, {model.dtype}"]
+    accuracy = model.extra.get("test_accuracy")
+    if isinstance(accuracy, (int, float)) and not isinstance(accuracy, bool):
+        parts.append(f"test accuracy {100 * accuracy:.2f} %")
+    else:
+        parts.append("test accuracy not recorded")
+    if name:
+        parts.append(f"from {name}")
+    return " · ".join(parts)
+
+
+def network_json(model: Model) -> str:
+    """The network as the page's script reads it, safe to place inside a ``<script>`` element."""
+    spec = {
+        "layerSizes": model.layer_sizes,
+        "activation": model.activation,
+        "dtype": model.dtype,
+        "layers": [
+            {"inputs": int(W.shape[0]), "outputs": int(W.shape[1]), "W": _base64(W), "b": _base64(b)}
+            for W, b in model.params
+        ],
+    }
+    return json.dumps(spec, separators=(",", ":")).replace("</", "<\\/")
+
+
+def build_page(model: Model, name: str | None = None) -> str:
+    """The page's HTML text for ``model``, which must read 28x28 images and tell 10 digits apart."""
+    sizes = model.layer_sizes
+    if sizes[0] != INPUT_SIZE or sizes[-1] != NUM_CLASSES:
+        raise ModelFileError(
+            f"{name or 'the model'}: maps {sizes[0]} inputs to {sizes[-1]} outputs; the drawing page needs "
+            f"{INPUT_SIZE} inputs (28x28 images) and {NUM_CLASSES} outputs"
+        )
+    parts = {
+        "/*@@CSS@@*/": _asset("digit.css"),
+        "/*@@SCRIPT@@*/": _asset("digit.js"),
+        "@@MODEL_TEXT@@": html.escape(describe(model, name)),
+        "@@NETWORK@@": network_json(model),
+    }
+    pattern = "|".join(map(re.escape, parts))
+    return re.sub(pattern, lambda match: parts[match.group()].strip(), _asset("digit.html"))
+
+
+def write_page(model: Model, path: Path | str, name: str | None = None) -> None:
+    """Write the page for ``model`` to ``path`` atomically: the whole file or, after a failure, none."""
+    page = build_page(model, name).encode("utf-8")
+    write_atomically(Path(path), lambda stream: stream.write(page))
