@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from mnist_xp import backend, data, nn
+from dataclasses import replace
+
+from mnist_xp import DEFAULT, backend, load_mnist
+from mnist_xp.optim import sgd
+from mnist_xp.trainer import initial_state
 
 LAYERS = (784, 128, 10)
 BATCH_SIZES = (32, 128)
@@ -32,13 +36,14 @@ def step_flop(n: int, layers=LAYERS) -> int:
 @lru_cache(maxsize=None)
 def mnist(device: str, dtype: str, limit: int | None = None):
     """The real MNIST training set (the first ``limit`` images; all 60,000 by default) on ``device``: (X, Y, labels)."""
-    dataset = data.load(backend.namespace(device), dtype, limit=limit)
+    dataset = load_mnist(device, dtype, limit=limit)
     return dataset.X_train, dataset.Y_train, dataset.y_train
 
 
 def host_params(dtype: str):
     """He-initialised parameters drawn on the host, the same for every library."""
-    return nn.init_params(list(LAYERS), backend.standard_normal(backend.host_rng(SEED), backend.namespace("cpu"), dtype))
+    config = replace(DEFAULT, hidden=LAYERS[1:-1], dtype=dtype, seed=SEED)
+    return initial_state(config, list(LAYERS), backend.namespace("cpu"), sgd()).params
 
 
 def record(benchmark, *, impl: str, work: str, device: str, dtype: str, samples: int, flop: int, batch="full") -> None:
