@@ -16,6 +16,7 @@ from typing import Callable
 from . import nn, schedules
 from .backend import DTYPES
 from .errors import MnistXpError, UsageError
+from .npzio import write_atomically
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
 ADAMW_WEIGHT_DECAY = 0.004
@@ -251,8 +252,6 @@ def read_recipe(path: Path | str) -> TrainConfig:
 
 def write_recipe(path: Path | str, config: TrainConfig) -> None:
     """Write ``config`` as a recipe file (all its settings), atomically."""
-    from .npzio import write_atomically
-
     text = (json.dumps(config.to_dict(), indent=2) + "\n").encode()
     write_atomically(path, lambda stream: stream.write(text))
 

@@ -106,6 +106,3 @@ def adam(beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-7, weight
         return new_params, [t, new_first, new_second]
 
     return Optimizer(init, update)
-
-
-OPTIMIZERS = {"sgd": sgd, "momentum": momentum, "adam": adam}

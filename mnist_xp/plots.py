@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from . import nn
-from .data import IMAGE_SHAPE
+from .data import IMAGE_SHAPE, NUM_CLASSES
 from .errors import PLOT_INSTALL_HINT, PlotError
 from .metrics import confusion_matrix
 
@@ -127,7 +127,7 @@ def _metric_names(history: list[dict]) -> list[str]:
     return names
 
 
-def confusion_heatmap(path: Path, true: np.ndarray, predicted: np.ndarray, num_classes: int = 10) -> Path:
+def confusion_heatmap(path: Path, true: np.ndarray, predicted: np.ndarray, num_classes: int = NUM_CLASSES) -> Path:
     """The confusion matrix as a heat map with the count in every cell (square-root colour scale)."""
     from matplotlib.colors import PowerNorm
 

@@ -1,0 +1,71 @@
+"""The package's layout: the library never imports the commands, and its imports run one way."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import mnist_xp
+
+PACKAGE = Path(mnist_xp.__file__).parent
+ORDER = [
+    "errors", "npzio", "backend", "nn", "optim", "schedules", "config", "data", "images", "augment", "training",
+    "metrics", "validation", "modelfile", "checkpoint", "resume", "guard", "model", "trainer",
+    "estimator", "plots", "webpage", "onnxgraph", "tuning",
+]
+"""Files -> arrays on the device -> model -> metrics, reports and pictures: each module may import only those before it."""
+SHIMS = {"train", "predict", "show", "peers", "export", "tune"}
+
+
+def imported_modules(path: Path) -> set[str]:
+    """The package's own modules that the top-level module ``path`` imports (relative imports and ``mnist_xp.*``)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        module = node.module or ""
+        if node.level == 0 and not module.startswith("mnist_xp"):
+            continue
+        parts = [part for part in module.split(".") if part][1 if node.level == 0 else 0 :]
+        names.update(parts[:1] or [alias.name for alias in node.names])
+    return names
+
+
+def library_modules() -> list[Path]:
+    return sorted(path for path in PACKAGE.glob("*.py") if path.stem not in SHIMS | {"__init__"})
+
+
+def test_every_library_module_has_its_place_in_the_order():
+    assert sorted(path.stem for path in library_modules()) == sorted(
+        name for name in ORDER if (PACKAGE / f"{name}.py").exists()
+    )
+
+
+def test_library_imports_run_downward_and_never_reach_the_commands():
+    for path in library_modules():
+        allowed = set(ORDER[: ORDER.index(path.stem)]) | {"datasets", "__version__"}
+        imported = imported_modules(path)
+        assert "cli" not in imported, f"{path.name} imports the command line"
+        assert imported <= allowed, f"{path.name} imports {sorted(imported - allowed)}, which come after it"
+
+
+def test_the_math_names_no_array_library():
+    for name in ("nn", "optim"):
+        tree = ast.parse((PACKAGE / f"{name}.py").read_text())
+        imports = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        imports |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+        assert not imports & {"numpy", "cupy", "torch"}, f"{name}.py imports {imports}"
+
+
+def test_shims_only_run_their_command():
+    for name in SHIMS:
+        path = PACKAGE / f"{name}.py"
+        if path.exists():
+            assert imported_modules(path) <= {"cli"} and f"from .cli.{name} import main" in path.read_text()
+
+
+def test_the_public_surface_is_small_and_importable():
+    assert len(mnist_xp.__all__) <= 12
+    for name in mnist_xp.__all__:
+        if name != "MLPClassifier":
+            assert getattr(mnist_xp, name) is not None
