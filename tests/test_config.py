@@ -1,0 +1,117 @@
+"""TrainConfig: one place for every setting's default, check and help, and what is derived from it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from mnist_xp import DEFAULT, RECIPES, TrainConfig, train
+from mnist_xp.cli import train as train_command
+from mnist_xp.cli.common import flag
+from mnist_xp.config import FIELDS, RESUMABLE, SettingError, read_recipe, write_recipe
+from mnist_xp.errors import MnistXpError
+
+BAD = [
+    ("dropout", 1.0, "must be at least 0 and below 1"),
+    ("input_dropout", -0.1, "must be a finite number >= 0"),
+    ("lr", 0, "must be a positive finite number"),
+    ("lr", float("inf"), "must be a positive finite number"),
+    ("epochs", 0, "must be positive"),
+    ("epochs", 2.5, "is not a whole number"),
+    ("epochs", True, "is not a whole number"),
+    ("batch_size", "half", "is not a whole number"),
+    ("hidden", (128, 0), "holds 0, which must be positive"),
+    ("hidden", (2_000_000,), "more than a layer may have"),
+    ("activation", "swish", "is not one of"),
+    ("dtype", "float16", "is not one of"),
+    ("seed", 2**32, "is outside 0..4294967295"),
+    ("shift", 5, "is outside 0..4"),
+    ("momentum", 1.0, "must be at least 0 and below 1"),
+    ("val", 0, "must be positive"),
+]
+
+
+@pytest.mark.parametrize("name, value, complaint", BAD, ids=[f"{n}={v!r}" for n, v, _ in BAD])
+def test_a_bad_value_is_a_value_error_naming_the_field(name, value, complaint):
+    with pytest.raises(ValueError, match=complaint) as raised:
+        TrainConfig(**{name: value})
+    assert isinstance(raised.value, SettingError) and raised.value.name == name
+    assert str(raised.value).startswith(f"{name}: ")
+
+
+def test_settings_that_only_make_sense_together_are_checked_together():
+    with pytest.raises(SettingError, match="weight_decay: applies to adamw only"):
+        TrainConfig(optimizer="adam", weight_decay=0.1)
+    with pytest.raises(SettingError, match="patience: needs a validation split"):
+        TrainConfig(patience=3)
+    assert TrainConfig(optimizer="adamw", weight_decay=0.1).weight_decay == 0.1
+    assert TrainConfig(val=100, patience=3).patience == 3
+
+
+def test_the_library_refuses_what_used_to_divide_by_zero():
+    with pytest.raises(ValueError, match="dropout"):
+        train(dataclasses.replace(DEFAULT, dropout=1.0))
+
+
+def test_every_recipe_is_a_valid_config_and_lists_become_tuples():
+    for config in RECIPES.values():
+        assert TrainConfig.from_dict(config.to_dict()) == config
+    assert TrainConfig(hidden=[256, 128]).hidden == (256, 128)
+    assert RECIPES["default"] is DEFAULT and DEFAULT == TrainConfig()
+
+
+def test_stored_settings_round_trip_and_unknown_ones_are_refused():
+    settings = json.loads(json.dumps(RECIPES["best"].to_dict()))
+    assert TrainConfig.from_dict(settings) == RECIPES["best"]
+    settings.pop("shift")  # written before the setting existed: it takes its default
+    assert TrainConfig.from_dict(settings).shift == DEFAULT.shift
+    with pytest.raises(SettingError, match="colour: is not a training setting"):
+        TrainConfig.from_dict({"colour": "blue"})
+
+
+def test_recipe_files_round_trip_and_bad_ones_are_one_line_errors(tmp_path):
+    path = tmp_path / "fast.json"
+    write_recipe(path, RECIPES["fast"])
+    assert read_recipe(path) == RECIPES["fast"]
+    for text, message in [("{", "not valid JSON"), ("[1]", "JSON object"), ('{"lr": -1}', "lr: -1 must be")]:
+        path.write_text(text)
+        with pytest.raises(MnistXpError, match=message):
+            read_recipe(path)
+    with pytest.raises(MnistXpError, match="cannot read"):
+        read_recipe(tmp_path / "absent.json")
+
+
+def test_the_command_line_is_made_from_the_fields():
+    parser = train_command.build_parser()
+    options = {action.dest: action for action in parser._actions}
+    text = parser.format_help()
+    for name, field in FIELDS.items():
+        assert options[name].option_strings == [flag(name)]
+        assert options[name].default is None  # so that a recipe's value shows through unless given
+        shown = field.metadata["default_text"] or field.default
+        assert f"(default {shown})" in " ".join(options[name].help.split())
+    assert "(default 15)" in " ".join(text.split())
+
+
+def test_resume_may_change_only_the_resumable_settings():
+    import numpy as np
+
+    from mnist_xp import checkpoint, resume
+    from mnist_xp.training import EpochResult, TrainState
+
+    stored = dataclasses.replace(DEFAULT, hidden=(8,), epochs=3)
+    params = [(np.zeros((784, 8), np.float32), np.zeros(8, np.float32)), (np.zeros((8, 10), np.float32), np.zeros(10, np.float32))]
+    history = [EpochResult(epoch, 1.0, 0.1, 0.5) for epoch in (1, 2)]
+    saved = checkpoint.snapshot(TrainState(params, [], 2, 2, history), stored.to_dict() | {"limit": 100, "data_dir": None})
+    assert resume.resumed_config(saved) == stored
+    assert resume.stored_data(saved) == (None, 100)
+    assert set(RESUMABLE) == {"epochs", "lr"}
+    longer = dataclasses.replace(stored, epochs=9, lr=0.05)
+    assert resume.resumed_config(saved, longer) == longer
+    for name, value in [("hidden", (16,)), ("seed", 1), ("batch_size", "full"), ("dropout", 0.1)]:
+        with pytest.raises(SettingError, match=f"^{name}: cannot be changed when resuming"):
+            resume.resumed_config(saved, dataclasses.replace(stored, **{name: value}))
+    with pytest.raises(SettingError, match="epochs: the checkpoint has done 2 epochs already"):
+        resume.resumed_config(saved, dataclasses.replace(stored, epochs=1))
