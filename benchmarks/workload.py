@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from dataclasses import replace
+from functools import lru_cache
 
 from mnist_xp import DEFAULT, backend, load_mnist
 from mnist_xp.optim import sgd

@@ -145,7 +145,6 @@ def test_training_with_dropout_is_repeatable_and_evaluation_has_no_dropout():
     first, second = train(), train()
     for (W1, _), (W2, _) in zip(first.params, second.params):
         np.testing.assert_array_equal(W1, W2)
-    labels = rng.integers(0, 3, 64)
     classes, loss = metrics.predictions_and_loss(first.params, X, Y)
     np.testing.assert_array_equal(classes, nn.predict(first.params, X).argmax(axis=1))
     assert loss == pytest.approx(float(nn.loss(first.params, X, Y)))

@@ -27,8 +27,8 @@ def import_keras():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     try:
-        import tensorflow  # noqa: F401
         import keras
+        import tensorflow  # noqa: F401
     except ImportError:
         raise MnistXpError(f"the keras peer needs TensorFlow, which is not installed; {KERAS_INSTALL_HINT}") from None
     return keras
