@@ -9,15 +9,12 @@ as float32, so a float64 model is rounded to float32. Needs the ``onnx`` package
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from . import __version__
 from .errors import MnistXpError
 from .model import Model
 from .nn import LEAKY_RELU_SLOPE
-from .npzio import write_atomically
 
 OPSET = 17
 IR_VERSION = 8
@@ -91,9 +88,3 @@ def build(model: Model, name: str = "mnist-xp"):
     helper.set_model_props(proto, metadata)
     onnx.checker.check_model(proto, full_check=True)
     return proto
-
-
-def write_onnx(model: Model, path: Path | str, name: str = "mnist-xp") -> None:
-    """Write ``model`` as an ONNX file at ``path`` atomically: the whole file or, after a failure, none."""
-    data = build(model, name).SerializeToString()
-    write_atomically(Path(path), lambda stream: stream.write(data))

@@ -13,14 +13,12 @@ import html
 import json
 import re
 from importlib import resources
-from pathlib import Path
 
 import numpy as np
 
 from .data import INPUT_SIZE, NUM_CLASSES
 from .errors import ModelFileError
 from .model import Model
-from .npzio import write_atomically
 
 ACTIVATION_NAMES = {"relu": "ReLU", "leaky_relu": "leaky ReLU", "sigmoid": "sigmoid", "tanh": "tanh"}
 
@@ -77,9 +75,3 @@ def build_page(model: Model, name: str | None = None) -> str:
     }
     pattern = "|".join(map(re.escape, parts))
     return re.sub(pattern, lambda match: parts[match.group()].strip(), _asset("digit.html"))
-
-
-def write_page(model: Model, path: Path | str, name: str | None = None) -> None:
-    """Write the page for ``model`` to ``path`` atomically: the whole file or, after a failure, none."""
-    page = build_page(model, name).encode("utf-8")
-    write_atomically(Path(path), lambda stream: stream.write(page))

@@ -165,33 +165,32 @@
     return { width, height, data: Float64Array.from(out) };
   }
 
+  // The reductions over a window: min, and mean rounded to float32 as NumPy's mean of float32 values.
   const REDUCE = {
-    min: (values) => Math.min(...values),
-    mean: (values) => Math.fround(values.reduce((sum, v) => sum + v, 0) / values.length),
+    min: { start: Infinity, add: Math.min, end: (total) => total },
+    mean: { start: 0, add: (total, v) => total + v, end: (total, count) => Math.fround(total / count) },
   };
 
-  /** The min or mean over the size x size window around each pixel, edges repeated. */
+  /** The min or mean over the size x size window around each pixel, edges repeated: rows, then columns. */
   function overWindows(image, reduce, size = BACKGROUND_WINDOW) {
-    const { width: w, height: h, data } = image;
+    const { width: w, height: h } = image;
     const half = size >> 1;
-    const at = (x, y) => data[Math.min(Math.max(y, 0), h - 1) * w + Math.min(Math.max(x, 0), w - 1)];
-    const down = new Float64Array(w * h);
-    for (let y = 0; y < h; y++) {
-      for (let x = 0; x < w; x++) {
-        const values = [];
-        for (let k = -half; k <= half; k++) values.push(at(x, y + k));
-        down[y * w + x] = reduce(values);
+    const clamp = (i, n) => Math.min(Math.max(i, 0), n - 1);
+    const pass = (data, along) => {
+      const out = new Float64Array(w * h);
+      for (let y = 0; y < h; y++) {
+        for (let x = 0; x < w; x++) {
+          let total = reduce.start;
+          for (let k = -half; k <= half; k++) {
+            const i = along === "y" ? clamp(y + k, h) * w + x : y * w + clamp(x + k, w);
+            total = reduce.add(total, data[i]);
+          }
+          out[y * w + x] = reduce.end(total, size);
+        }
       }
-    }
-    const out = new Float64Array(w * h);
-    for (let y = 0; y < h; y++) {
-      for (let x = 0; x < w; x++) {
-        const values = [];
-        for (let k = -half; k <= half; k++) values.push(down[y * w + Math.min(Math.max(x + k, 0), w - 1)]);
-        out[y * w + x] = reduce(values);
-      }
-    }
-    return { width: w, height: h, data: out };
+      return out;
+    };
+    return { width: w, height: h, data: pass(pass(image.data, "y"), "x") };
   }
 
   /** The local background level of a light-on-dark picture (see images.background). */
@@ -258,13 +257,20 @@
     if (!(contrast >= Math.max(MIN_CONTRAST, NOISE_LIMIT * noise))) return null;
     const threshold = Math.max(INK_THRESHOLD * contrast, NOISE_LIMIT * noise);
     let [x0, y0, x1, y1] = [width, height, -1, -1];
-    ink.data = ink.data.map((v, i) => {
-      if (v < threshold) return 0;
-      const x = i % width;
-      const y = (i - x) / width;
-      [x0, y0, x1, y1] = [Math.min(x0, x), Math.min(y0, y), Math.max(x1, x), Math.max(y1, y)];
-      return Math.min(v / contrast, 1);
-    });
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        const i = y * width + x;
+        if (ink.data[i] < threshold) {
+          ink.data[i] = 0;
+          continue;
+        }
+        ink.data[i] = Math.min(ink.data[i] / contrast, 1);
+        if (x < x0) x0 = x;
+        if (x > x1) x1 = x;
+        if (y < y0) y0 = y;
+        y1 = y;
+      }
+    }
     const digit = { width: x1 - x0 + 1, height: y1 - y0 + 1, data: null };
     digit.data = new Float64Array(digit.width * digit.height);
     for (let y = 0; y < digit.height; y++) {
@@ -382,7 +388,6 @@
   pad.addEventListener("pointerdown", (event) => {
     if (event.pointerType === "mouse" && event.button !== 0) return;
     event.preventDefault();
-    pad.focus({ preventScroll: true });
     pad.setPointerCapture(event.pointerId);
     cursor.hidden = true;
     stroke = padPoint(event);
@@ -457,5 +462,6 @@
     /** The 784 pixels the network saw last, or null while nothing is drawn. */
     seen: () => (lastSeen ? Array.from(lastSeen) : null),
     model: { layerSizes: spec.layerSizes, activation: spec.activation, dtype: spec.dtype },
+    penWidth: PEN_WIDTH,
   };
 })();
