@@ -15,6 +15,7 @@ from mnist_xp.errors import CheckpointError
 from mnist_xp.optim import adam, momentum, sgd
 from mnist_xp.training import TrainState, fit
 
+from test_atomic_writes import savez_writes_half_then_fails
 from test_hostile_files import damaged
 
 SIZES = [784, 16, 10]
@@ -99,11 +100,7 @@ def test_a_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "run.npz"
     good = checkpoint.snapshot(start(xp, momentum()), SETTINGS)
     checkpoint.save(path, good)
-
-    def fail(*args, **kwargs):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(np, "savez", fail)
+    savez_writes_half_then_fails(monkeypatch)  # half the new file reaches the disk before the failure
     with pytest.raises(CheckpointError, match="run.npz: cannot write \\(No space left on device\\)"):
         checkpoint.save(path, good)
     monkeypatch.undo()

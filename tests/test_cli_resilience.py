@@ -146,6 +146,65 @@ def test_resume_gives_the_weights_of_an_uninterrupted_run(capsys, tmp_path):
     np.testing.assert_array_equal(model[0][0], expected.params[0][0])
 
 
+def leaves(tree) -> list:
+    """The arrays and numbers of a checkpoint's parameters or optimizer state, in order."""
+    if isinstance(tree, (list, tuple)):
+        return [leaf for item in tree for leaf in leaves(item)]
+    return [tree]
+
+
+def assert_same_run(expected_path, resumed_path, epochs: int = 4):
+    """Two checkpoints hold the same run: history losses, settings, every weight and all the optimizer's state."""
+    expected, resumed = checkpoint.load(expected_path), checkpoint.load(resumed_path)
+    assert resumed.epoch == expected.epoch == epochs and resumed.step == expected.step
+    assert [r.loss for r in resumed.history] == [r.loss for r in expected.history]
+    assert resumed.settings == expected.settings
+    want, got = leaves([expected.params, expected.opt_state]), leaves([resumed.params, resumed.opt_state])
+    assert len(got) == len(want)
+    for a, b in zip(want, got):
+        if isinstance(a, np.ndarray):
+            np.testing.assert_array_equal(b, a)
+        else:
+            assert b == a  # Adam's step count
+
+
+RESUMED_RUN = ["--limit", "600", "--hidden", "32", "--batch-size", "100"]
+
+
+@pytest.mark.parametrize(
+    "option, setting, value",
+    [("--shift", "shift", 2), ("--input-dropout", "input_dropout", 0.2), ("--label-smoothing", "label_smoothing", 0.1)],
+    ids=["shift", "input-dropout", "label-smoothing"],
+)
+def test_resume_with_shifts_input_dropout_or_smoothing_is_bit_identical(capsys, tmp_path, option, setting, value):
+    """Each option draws per (seed, epoch, batch) or changes the targets: a resumed run must do the same as a whole one."""
+    common = [*RESUMED_RUN, option, value]
+    straight, half = tmp_path / "straight.npz", tmp_path / "half.npz"
+    assert run_main([*common, "--epochs", "4", "--checkpoint", straight], capsys)[0] == 0
+    assert run_main([*common, "--epochs", "2", "--checkpoint", half], capsys)[0] == 0
+    code, out, _ = run_main(["--resume", half, "--epochs", "4"], capsys)
+    assert code == 0 and f"resuming {half} after epoch 2" in out
+    assert checkpoint.load(half).settings[setting] == value
+    assert_same_run(straight, half)
+
+
+def test_a_run_resumed_in_another_process_is_bit_identical(capsys, tmp_path):
+    """The first half and the rest in two ``python -m mnist_xp.train`` processes, against one run in this one.
+
+    Nothing a run draws may depend on the process (hash seeds, a generator's state carried between epochs).
+    """
+    common = [*RESUMED_RUN, "--optimizer", "adam", "--lr", "0.002", "--dropout", "0.2", "--input-dropout", "0.1",
+              "--shift", "1", "--label-smoothing", "0.1"]  # fmt: skip
+    straight, half = tmp_path / "straight.npz", tmp_path / "half.npz"
+    assert run_main([*common, "--epochs", "4", "--checkpoint", straight], capsys)[0] == 0
+    for args in ([*common, "--epochs", "2", "--checkpoint", half], ["--resume", half, "--epochs", "4"]):
+        process = python_train(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+    assert f"resuming {half} after epoch 2" in out
+    assert_same_run(straight, half)
+
+
 @pytest.mark.parametrize(
     "setting, shown", [("label_smoothing", "label smoothing"), ("input_dropout", "input dropout"), ("shift", "shifts of")]
 )

@@ -55,11 +55,48 @@ def test_recipe_schedule_counts_epochs_in_steps():
     assert [schedule(s) for s in (0, 19, 20, 40, 59)] == [1.0, 1.0, 0.5, 0.25, 0.25]
 
 
-def test_make_optimizer_knows_every_name_and_refuses_decay_without_adamw():
-    params = [(np.ones((1, 1)), np.zeros(1))]
-    for name in ("sgd", "momentum", "nesterov", "adam", "adamw"):
-        optimizer = make_optimizer(replace(RECIPES["default"], optimizer=name))
-        optimizer.update(params, params, optimizer.init(params), 0.1)
+def adam_move(t: int, g: float, lr: float) -> float:
+    """How far step t of Keras's Adam (epsilon 1e-7) moves under a constant gradient g.
+
+    m_t = (1 - 0.9^t) g and v_t = (1 - 0.999^t) g^2, so lr_t m_t / (sqrt(v_t) + eps), with
+    lr_t = lr sqrt(1 - 0.999^t) / (1 - 0.9^t), is lr r g / (r |g| + eps) where r = sqrt(1 - 0.999^t).
+    """
+    root = math.sqrt(1 - 0.999**t)
+    return lr * root * g / (root * abs(g) + 1e-7)
+
+
+def adamw_two_steps(p: float, g: float, lr: float, decay: float) -> float:
+    """Two AdamW steps: each first decays p by lr * decay * p, then takes Adam's step."""
+    p = p * (1 - lr * decay) - adam_move(1, g, lr)
+    return p * (1 - lr * decay) - adam_move(2, g, lr)
+
+
+# Two steps from p with a constant gradient g at lr 0.1 (momentum 0.5), worked out by hand:
+# momentum: v1 = -lr g, p1 = p - lr g; v2 = 0.5 v1 - lr g = -1.5 lr g, p2 = p - 2.5 lr g.
+# nesterov: p1 = p + 0.5 v1 - lr g = p - 1.5 lr g; p2 = p1 + 0.5 v2 - lr g = p - 3.25 lr g.
+TWO_STEPS = {
+    "sgd": lambda p, g: p - 2 * 0.1 * g,
+    "momentum": lambda p, g: p - 2.5 * 0.1 * g,
+    "nesterov": lambda p, g: p - 3.25 * 0.1 * g,
+    "adam": lambda p, g: p - adam_move(1, g, 0.1) - adam_move(2, g, 0.1),
+    "adamw": lambda p, g: adamw_two_steps(p, g, 0.1, 0.004),  # Keras's default decay when none is given
+}
+
+
+@pytest.mark.parametrize("name, weight_decay", [*((name, None) for name in TWO_STEPS), ("adamw", 0.01)])
+def test_make_optimizer_gives_each_name_its_update_rule(name, weight_decay):
+    config = replace(RECIPES["default"], optimizer=name, momentum=0.5, weight_decay=weight_decay)
+    optimizer = make_optimizer(config)
+    start, grads = [(np.array([[1.0, -2.0]]), np.array([0.5]))], [(np.array([[0.2, -0.4]]), np.array([3.0]))]
+    params, state = start, optimizer.init(start)
+    for _ in range(2):
+        params, state = optimizer.update(params, grads, state, 0.1)
+    rule = TWO_STEPS[name] if weight_decay is None else (lambda p, g: adamw_two_steps(p, g, 0.1, weight_decay))
+    expected = [rule(p, g) for p, g in zip([1.0, -2.0, 0.5], [0.2, -0.4, 3.0])]
+    np.testing.assert_allclose([*params[0][0][0], *params[0][1]], expected, rtol=1e-12)
+
+
+def test_weight_decay_is_refused_for_optimizers_other_than_adamw():
     with pytest.raises(ValueError, match="weight_decay: applies to adamw only"):
         replace(RECIPES["default"], optimizer="adam", weight_decay=0.01)
 

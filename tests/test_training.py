@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -52,10 +54,50 @@ def test_same_seed_gives_identical_weights_on_cpu():
     assert not np.array_equal(first.params[0][0], other.params[0][0])
 
 
-def test_backends_agree_with_numpy(backend):
-    reference, _ = train_small(backends.namespace("cpu"), batch_size=128, epochs=2)
+def plain_numpy_run(X, Y, *, seed, epochs, batch_size, lr):
+    """``train_small``'s run (784-32-10, ReLU, softmax cross-entropy, SGD) transcribed in plain NumPy.
+
+    Written without ``nn``, ``optim`` or ``fit``, so that a mistake there cannot hide in the
+    reference too; only the inputs are shared: the data, the tutorial's initial draws and the
+    seeded batch order. Returns the parameters and the epoch losses (sample-weighted batch means).
+    """
+    rng = np.random.RandomState(seed)
+    W1 = rng.standard_normal((784, 32)) * math.sqrt(2.0 / 784)
+    W2 = rng.standard_normal((32, 10)) * math.sqrt(2.0 / 32)
+    b1, b2 = np.zeros(32), np.zeros(10)
+    n, losses = X.shape[0], []
+    for epoch in range(1, epochs + 1):
+        order, total = epoch_order(seed, epoch, n), 0.0
+        for start in range(0, n, batch_size):
+            rows = order[start : start + batch_size]
+            x, y, m = X[rows], Y[rows], len(rows)
+            hidden = np.maximum(x @ W1 + b1, 0.0)
+            logits = hidden @ W2 + b2
+            shifted = logits - logits.max(axis=1, keepdims=True)
+            log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+            total += -(y * log_p).sum() / m * (m / n)
+            d_logits = (np.exp(log_p) - y) / m
+            d_hidden = (d_logits @ W2.T) * (hidden > 0)
+            W2, b2, W1, b1 = (
+                W2 - lr * hidden.T @ d_logits, b2 - lr * d_logits.sum(axis=0),
+                W1 - lr * x.T @ d_hidden, b1 - lr * d_hidden.sum(axis=0),
+            )  # fmt: skip
+        losses.append(total)
+    return [(W1, b1), (W2, b2)], losses
+
+
+@pytest.fixture(scope="module")
+def plain_numpy_reference():
+    dataset = data.load(backends.namespace("cpu"), "float64", limit=2000)
+    return plain_numpy_run(dataset.X_train, dataset.Y_train, seed=0, epochs=2, batch_size=128, lr=0.5)
+
+
+def test_every_backend_trains_as_a_plain_numpy_transcription(backend, plain_numpy_reference):
+    # NumPy included: the reference is computed by a different route, not by the library on NumPy.
+    params, losses = plain_numpy_reference
     trained, _ = train_small(backend.xp, batch_size=128, epochs=2)
-    for (W_ref, b_ref), (W, b) in zip(reference.params, trained.params):
+    assert trained.losses == pytest.approx(losses, rel=1e-10)
+    for (W_ref, b_ref), (W, b) in zip(params, trained.params):
         np.testing.assert_allclose(backend.to_numpy(W), W_ref, rtol=1e-7, atol=1e-9)
         np.testing.assert_allclose(backend.to_numpy(b), b_ref, rtol=1e-7, atol=1e-9)
 
@@ -104,6 +146,76 @@ def test_adam_first_steps_match_the_closed_form(backend):
     np.testing.assert_allclose(backend.to_numpy(params[0][0]), [[0.97, -0.97]], rtol=1e-12)
     np.testing.assert_allclose(backend.to_numpy(params[0][1]), [-0.03], rtol=1e-12)
     assert state[0] == 3
+
+
+def keras_adam_by_hand(p, gradients, lr, epsilon=1e-7, weight_decay=0.0, beta1=0.9, beta2=0.999):
+    """One scalar parameter through Keras's Adam (``keras.optimizers.Adam.update_step``), step by step.
+
+    m <- m + (g - m)(1 - beta1); v <- v + (g^2 - v)(1 - beta2);
+    lr_t = lr sqrt(1 - beta2^t) / (1 - beta1^t); p <- p - lr_t m / (sqrt(v) + epsilon).
+    Keras's AdamW first decays the weight apart from the gradient: p <- p - lr wd p.
+    """
+    m = v = 0.0
+    for t, g in enumerate(gradients, start=1):
+        p -= lr * weight_decay * p
+        m += (g - m) * (1 - beta1)
+        v += (g * g - v) * (1 - beta2)
+        lr_t = lr * math.sqrt(1 - beta2**t) / (1 - beta1**t)
+        p -= lr_t * m / (math.sqrt(v) + epsilon)
+    return p
+
+
+def pytorch_adam_by_hand(p, gradients, lr, epsilon=1e-7, beta1=0.9, beta2=0.999):
+    """The same with PyTorch's epsilon placement: p <- p - lr m_hat / (sqrt(v_hat) + epsilon)."""
+    m = v = 0.0
+    for t, g in enumerate(gradients, start=1):
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g * g
+        p -= lr * (m / (1 - beta1**t)) / (math.sqrt(v / (1 - beta2**t)) + epsilon)
+    return p
+
+
+def run_adam(backend, optimizer, start, gradients, lr):
+    """``start`` (W of shape (1, k), b) through ``optimizer`` with per-step gradients; final (W, b) on the host."""
+    params = [tuple(backend.asarray(a) for a in start)]
+    state = optimizer.init(params)
+    for W_grad, b_grad in gradients:
+        params, state = optimizer.update(params, [(backend.asarray(W_grad), backend.asarray(b_grad))], state, lr)
+    return [backend.to_numpy(a) for a in params[0]]
+
+
+def test_adam_is_keras_rule_with_its_epsilon_where_epsilon_matters(backend):
+    # One step from p = 1 with g = 1e-6 and lr = 1e-3: epsilon / |g| = 0.1, so Keras moves
+    # lr sqrt(0.001) / (sqrt(0.001) + 0.1) = 2.4025e-4, where PyTorch's placement moves lr / 1.1.
+    W, _ = run_adam(backend, adam(), ([[1.0]], [0.0]), [([[1e-6]], [0.0])], 1e-3)
+    np.testing.assert_allclose(W, [[1.0 - 2.4025307335204216e-4]], rtol=1e-14)
+
+    # Four steps of changing gradients: tiny ones (epsilon dominates sqrt(v)) and one large (it does not).
+    start = ([[0.5, -1.0, 2.0]], [0.1, -0.2])
+    scales = [[1e-6, -3e-6, 2e-7], [5e-7, 1e-3]]
+    factors = [1.0, -0.5, 2.0, 0.25]
+    gradients = [([[s * f for s in scales[0]]], [s * f for s in scales[1]]) for f in factors]
+    W, b = run_adam(backend, adam(), start, gradients, 0.01)
+    ours = [*W[0], *b]
+    flat_start = [*start[0][0], *start[1]]
+    flat_scales = [*scales[0], *scales[1]]
+    keras = [keras_adam_by_hand(p, [s * f for f in factors], 0.01) for p, s in zip(flat_start, flat_scales)]
+    pytorch = [pytorch_adam_by_hand(p, [s * f for f in factors], 0.01) for p, s in zip(flat_start, flat_scales)]
+    np.testing.assert_allclose(ours, keras, rtol=1e-12)
+    # Where the gradients are tiny the two placements differ by far more than rounding.
+    assert all(abs(o - t) > 1e-3 for o, t in zip(ours[:4], pytorch[:4]))
+
+
+def test_adamw_decays_apart_from_the_gradient_before_the_adam_step(backend):
+    # Decaying after the step, or adding wd p to the gradient (L2), gives other numbers.
+    start, scales, factors = ([[1.5, -2.0]], [0.3]), [0.3, 0.05, -1.2], [1.0, -2.0, 0.5]
+    gradients = [([[scales[0] * f, scales[1] * f]], [scales[2] * f]) for f in factors]
+    W, b = run_adam(backend, adam(weight_decay=0.05), start, gradients, 0.1)
+    expected = [
+        keras_adam_by_hand(p, [s * f for f in factors], 0.1, weight_decay=0.05)
+        for p, s in zip([1.5, -2.0, 0.3], scales)
+    ]
+    np.testing.assert_allclose([*W[0], *b], expected, rtol=1e-12)
 
 
 def test_adamw_decays_weights_without_gradient(backend):
