@@ -8,7 +8,6 @@ returns the trained ``Model`` with its history and its report on the test set.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -99,7 +98,10 @@ def train(
     ``data`` is a ``Dataset`` (``load_mnist``'s); without it MNIST (or ``data_dir``, first ``limit``
     images) is loaded onto ``device``. The network's input and output widths come from the data.
     ``on_epoch(state, result)`` is called after every epoch (add to ``result.metrics``; return True
-    to stop). ``measure_test`` records test accuracy every epoch, for curves. ``checkpoint`` keeps
+    to stop). With ``config.val`` each epoch's metrics hold ``val_loss`` and ``val_accuracy``;
+    ``measure_test`` adds ``test_accuracy``, ``test_loss`` and ``train_accuracy`` (on the first
+    10,000 training images), for curves. ``train_seconds`` counts the epochs' own time, not these
+    measurements or the callbacks. ``checkpoint`` keeps
     the run's state in that file every ``checkpoint_every`` epochs (and on an interrupt), and
     ``resume_from`` continues a checkpointed run: then only ``epochs`` and ``lr`` may differ from it.
     """
@@ -107,9 +109,9 @@ def train(
     saved = checkpoints.load(resume_from) if isinstance(resume_from, (str, Path)) else resume_from
     if saved is not None:
         config = resume.resumed_config(saved, config)
+        data_dir, limit = resume.stored_data(saved) if data is None else (data_dir, limit)
     elif config is None:
         config = DEFAULT
-        data_dir, limit = resume.stored_data(saved) if data is None else (data_dir, limit)
     if data is None:
         data = load(namespace(device), config.dtype, data_dir, limit)
     xp = array_namespace(data.X_train)
@@ -140,7 +142,6 @@ def train(
         keeper.on_epoch(state, result)  # last: it checks for divergence and checkpoints the finished epoch
         return stop
 
-    started = time.perf_counter()
     try:
         with guard.float_warnings_off():
             state = fit(
@@ -165,7 +166,7 @@ def train(
         stop.saved = keeper.save()  # the last finished epoch, for the caller to report
         stop.path = keeper.path
         raise
-    train_seconds = time.perf_counter() - started
+    train_seconds = sum(result.seconds for result in state.history[0 if saved is None else saved.epoch :])
     params = state.params
     best_epoch = None if stopper is None else stopper.best_epoch
     if stopper is not None and config.patience is not None and stopper.best_params is not None:

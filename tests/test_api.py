@@ -123,3 +123,11 @@ def test_early_stopping_keeps_the_best_epochs_weights(data):
     losses = [r.metrics["val_loss"] for r in result.history]
     assert result.best_epoch == 1 + int(np.argmin(losses))
     assert result.history[-1].epoch == result.best_epoch + 1 or result.history[-1].epoch == 6
+
+
+def test_a_run_resumed_without_data_loads_the_checkpointed_slice(tmp_path):
+    path = tmp_path / "run.npz"
+    first = train(replace(SMALL, epochs=1), limit=700, checkpoint=path)
+    resumed = train(replace(SMALL, epochs=2), resume_from=path)
+    assert resumed.state.step == 2 * first.state.step  # the same 700 images, not all 60,000
+    assert train(limit=300).config is DEFAULT
