@@ -10,10 +10,10 @@ import sys
 
 import numpy as np
 import pytest
-
-from mnist_xp import checkpoint
 from test_cli import run_train
 from test_cli_resilience import run_main
+
+from mnist_xp import checkpoint
 
 HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
 
