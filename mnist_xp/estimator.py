@@ -84,8 +84,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     momentum : float, default 0.9
     nesterovs_momentum : bool, default True
     early_stopping : bool, default False
-        Hold out a stratified ``validation_fraction`` of the training set, score accuracy on it
-        after every epoch, stop on the rule above and keep the weights of the best epoch.
+        In ``fit`` (not ``partial_fit``), hold out a stratified ``validation_fraction`` of the training
+        set, score accuracy on it after every epoch, stop on the rule above and keep the weights of
+        the best epoch.
     validation_fraction : float, default 0.1
     verbose : bool, default False
         Print each epoch's loss.
@@ -100,7 +101,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         Inverted-dropout rate on the hidden layers while training.
     label_smoothing : float, default 0.0
 
-    There is no ``shuffle``: the engine shuffles every epoch, in an order drawn from the seed.
+    The weights start from the engine's He-normal draw (scikit-learn's are Glorot-uniform). There
+    is no ``shuffle``: the engine shuffles every epoch, in an order drawn from the seed.
 
     Attributes: ``classes_``, ``n_features_in_`` (and ``feature_names_in_``), ``loss_curve_``
     (training loss of each epoch, the penalty included), ``n_iter_`` (epochs trained in all),
@@ -183,6 +185,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         probabilities = self.predict_proba(X)
         return self.classes_[to_host(nn.predicted_class(probabilities))]
 
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "_state")
+
     @property
     def coefs_(self) -> list:
         """The weight matrix of each layer, (inputs, outputs), as host arrays."""
@@ -194,77 +199,55 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return [to_host(b) for _, b in self._state.params]
 
     def _train(self, X, y, incremental: bool, classes=None):
-        continuing = hasattr(self, "_state") and (incremental or self.warm_start)
+        config = self._settings()
+        continuing = self.__sklearn_is_fitted__() and (incremental or self.warm_start)
         X, y = validate_data(self, X, y, reset=not continuing, dtype=INPUT_DTYPES)
         check_classification_targets(y)
-        config = self._settings()
         encoder = self._label_encoder(y, incremental, classes, continuing)
         labels = encoder.transform(y)
         n_classes = len(encoder.classes_)
         early_stopping = self.early_stopping and not incremental
         Y = one_hot(labels, n_classes)
-        validation = None
         if early_stopping:
             X, X_val, Y, Y_val = self._validation_split(X, Y, labels, config.seed)
         xp = namespace(self.device)
-        X_dev, Y_dev = to_device(X, xp, config.dtype), to_device(Y, xp, config.dtype)
-        if early_stopping:
-            validation = to_device(X_val, xp, config.dtype), np.argmax(Y_val, axis=1)
         rows = X.shape[0] if config.full_batch else min(config.batch_size, X.shape[0])
         config = replace(config, l2=config.l2 / rows)
         optimizer = make_optimizer(config)
         layer_sizes = [X.shape[1], *config.hidden, n_classes]
         if continuing:
-            state = self._state
-            self._check_continuable(state, layer_sizes, config, xp)
+            self._check_continuable(self._state, layer_sizes, config, xp)
+            # A shallow copy: fit replaces the arrays rather than writing into them, so the fitted state stays whole
+            # should this run fail.
+            state = replace(self._state, history=list(self._state.history))
             if not incremental or config.optimizer != self.config_.optimizer:
                 state.opt_state = optimizer.init(state.params)
         else:
             state = initial_state(config, layer_sizes, xp, optimizer)
         epochs = state.epoch + (1 if incremental else config.epochs)
-        stop = _Plateau(self.tol, self.n_iter_no_change)
-        scores = []
-        best_params = None
-
-        def on_epoch(state, result):
-            nonlocal best_params
-            problem = divergence(state, result)
-            if problem is not None:
-                raise DivergenceError(
-                    f"training diverged in epoch {result.epoch}: {problem}; try a lower learning_rate_init"
-                )
-            if self.verbose:
-                print(f"Iteration {result.epoch}, loss = {result.loss:.8f}")
-            if incremental:
-                return False
-            if validation is None:
-                return stop.update(-result.loss)
-            predicted, _ = predictions_and_loss(state.params, validation[0], activation=config.activation)
-            scores.append(accuracy(predicted, validation[1]))
-            if self.verbose:
-                print(f"Validation score: {scores[-1]:.6f}")
-            if best_params is None or scores[-1] > max(scores[:-1]):
-                best_params = [(xp.asarray(W, copy=True), xp.asarray(b, copy=True)) for W, b in state.params]
-            return stop.update(scores[-1])
-
+        monitor = _Monitor(
+            self.verbose, config.activation, None if incremental else _Plateau(self.tol, self.n_iter_no_change)
+        )
+        if early_stopping:
+            monitor.validation = to_device(X_val, xp, config.dtype), np.argmax(Y_val, axis=1)
         with float_warnings_off():
             fit(
                 state,
-                X_dev,
-                Y_dev,
+                to_device(X, xp, config.dtype),
+                to_device(Y, xp, config.dtype),
                 optimizer=optimizer,
                 learning_rate=make_schedule(config, len(batch_slices(X.shape[0], rows))),
                 epochs=epochs,
                 batch_size=None if config.full_batch else config.batch_size,
                 activation=config.activation,
                 seed=config.seed,
-                on_epoch=on_epoch,
+                on_epoch=monitor,
                 dropout=config.dropout,
                 l2=config.l2,
                 label_smoothing=config.label_smoothing,
             )
-        if best_params is not None:
-            state.params = best_params
+        if monitor.best_params is not None:
+            state.params = monitor.best_params
         self._encoder, self.classes_ = encoder, encoder.classes_
         self._state = state
         self.config_ = config
@@ -272,32 +255,35 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.loss_curve_ = list(state.losses)
         self.best_loss_ = None if early_stopping else min(self.loss_curve_)
         if early_stopping:
-            self.validation_scores_ = scores
-            self.best_validation_score_ = max(scores)
-        if not incremental and state.epoch == epochs and not stop.stopped:
+            self.validation_scores_ = monitor.scores
+            self.best_validation_score_ = max(monitor.scores)
+        if incremental:
+            return self
+        if monitor.stop.stopped:
+            if self.verbose:
+                print(f"No improvement of more than tol={self.tol} in {self.n_iter_no_change + 1} epochs: stopping.")
+        elif state.epoch == epochs:
             warnings.warn(
                 f"MLPClassifier: max_iter={config.epochs} epochs ran without meeting the stopping rule "
                 f"(tol={self.tol}, n_iter_no_change={self.n_iter_no_change}); the network may be undertrained",
                 ConvergenceWarning,
                 stacklevel=3,
             )
-        elif self.verbose and stop.stopped:
-            print(f"No improvement of more than tol={self.tol} for {self.n_iter_no_change + 1} epochs: stopping.")
         return self
 
     def _label_encoder(self, y, incremental: bool, classes, continuing: bool) -> LabelEncoder:
-        """The fitted encoder when continuing, else one of the labels in y (in ``partial_fit``, in ``classes``)."""
+        """The fitted encoder when continuing, else a new one of the labels of y (in ``partial_fit``, of ``classes``)."""
         if incremental and not continuing and classes is None:
             raise ValueError("MLPClassifier: classes must be given on the first call to partial_fit")
         if continuing:
             if incremental and classes is not None and not np.array_equal(unique_labels(classes), self.classes_):
-                raise ValueError(f"MLPClassifier: classes={classes!r} differ from classes_={self.classes_!r} fitted before")
+                raise ValueError(
+                    f"MLPClassifier: classes={classes!r} differ from classes_={self.classes_!r} fitted before"
+                )
         else:
             known = unique_labels(y if classes is None else classes)
             if len(known) < 2:
-                raise ValueError(
-                    f"MLPClassifier needs samples of at least 2 classes; y holds 1 class ({known[0]!r})"
-                )
+                raise ValueError(f"MLPClassifier needs samples of at least 2 classes; y holds 1 class ({known[0]!r})")
             return LabelEncoder().fit(known)
         return self._encoder
 
@@ -346,9 +332,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             config = TrainConfig(**settings)
         except SettingError as exc:
             name = PARAMETER_OF.get(exc.name, exc.name)
-            if name == exc.name:
-                raise ValueError(f"MLPClassifier: {exc}") from None
-            raise ValueError(f"MLPClassifier: {name}={getattr(self, name)!r} is refused (as the engine's {exc})") from None
+            _refuse(name, getattr(self, name), exc.complaint.removeprefix(f"{settings[exc.name]!r} "))
         return config
 
     def _seed(self):
@@ -384,6 +368,42 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 f"as layers {want[0]}, {want[1]}, {want[2]}: hidden_layer_sizes, dtype or device changed; "
                 "fit afresh (warm_start=False) or clone the estimator"
             )
+
+
+class _Monitor:
+    """``fit``'s ``on_epoch`` for the estimator: stops on divergence, reports with ``verbose``, applies the
+    stopping rule ``stop`` (None: never stops) to the training loss, or with a ``validation`` set (device
+    inputs, host labels) to its accuracy, keeping a copy of the best epoch's parameters."""
+
+    def __init__(self, verbose: bool, activation: str, stop: _Plateau | None):
+        self.verbose = verbose
+        self.activation = activation
+        self.stop = stop
+        self.validation = None
+        self.scores = []
+        self.best_params = None
+
+    def __call__(self, state, result) -> bool:
+        problem = divergence(state, result)
+        if problem is not None:
+            raise DivergenceError(
+                f"training diverged in epoch {result.epoch}: {problem}; try a lower learning_rate_init"
+            )
+        if self.verbose:
+            print(f"Iteration {result.epoch}, loss = {result.loss:.8f}")
+        if self.stop is None:
+            return False
+        if self.validation is None:
+            return self.stop.update(-result.loss)
+        X, labels = self.validation
+        score = accuracy(predictions_and_loss(state.params, X, activation=self.activation)[0], labels)
+        if self.verbose:
+            print(f"Validation score: {score:.6f}")
+        if not self.scores or score > max(self.scores):
+            xp = array_namespace(X)
+            self.best_params = [(xp.asarray(W, copy=True), xp.asarray(b, copy=True)) for W, b in state.params]
+        self.scores.append(score)
+        return self.stop.update(score)
 
 
 class _Plateau:
