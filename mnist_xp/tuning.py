@@ -18,16 +18,18 @@ Optuna is imported on first use, so that the rest of the package works without i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import multiprocessing
 import os
+import signal
 import socket
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 from .config import FIELDS, TrainConfig, judge
 from .data import Dataset, load_mnist
@@ -94,6 +96,12 @@ def require_optuna():
     return optuna
 
 
+def quiet_optuna() -> None:
+    """Keep Optuna's log to errors: the command prints its own line per trial."""
+    optuna = require_optuna()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
 # ---------------------------------------------------------------- search spaces
 
 
@@ -134,8 +142,10 @@ class Dimension:
             return {"value": _plain(self.value)}
         if self.choices is not None:
             return {"choices": [_plain(choice) for choice in self.choices]}
-        return {"low": self.low, "high": self.high} | ({"log": True} if self.log else {}) | (
-            {} if self.step is None else {"step": self.step}
+        return (
+            {"low": self.low, "high": self.high}
+            | ({"log": True} if self.log else {})
+            | ({} if self.step is None else {"step": self.step})
         )
 
 
@@ -186,7 +196,9 @@ def parse_space(spec) -> Space:
         if name not in FIELDS:
             raise SpaceError(f"space: {name!r} is not a training setting (they are: {', '.join(FIELDS)})")
         if name in COMMAND_SETTINGS:
-            raise SpaceError(f"space: {name} is the same for every trial of a study: set it with {COMMAND_SETTINGS[name]}")
+            raise SpaceError(
+                f"space: {name} is the same for every trial of a study: set it with {COMMAND_SETTINGS[name]}"
+            )
         dimensions[name] = _dimension(name, entry)
     space = Space(dimensions)
     for name in space.dimensions:
@@ -194,7 +206,9 @@ def parse_space(spec) -> Space:
             other, wanted = ONLY_WHEN[name]
             possible = space.dimensions[other].values() if other in space.dimensions else (FIELDS[other].default,)
             if not set(possible) & set(wanted):
-                raise SpaceError(f"space: {name} applies only when {other} is {' or '.join(wanted)}, which the space never picks")
+                raise SpaceError(
+                    f"space: {name} applies only when {other} is {' or '.join(wanted)}, which the space never picks"
+                )
     if not space.searched:
         raise SpaceError("space: nothing to search: give at least one setting a range or choices")
     return space
@@ -227,8 +241,8 @@ def _dimension(name: str, entry) -> Dimension:
     if "low" in keys and "high" in keys and keys <= {"low", "high", "log", "step"}:
         return _range(name, entry, kind, check)
     raise SpaceError(
-        f"space: {name}: expected {{\"low\": ..., \"high\": ...}} (with \"log\" or \"step\"), {{\"choices\": [...]}} "
-        f"or {{\"value\": ...}}, not keys {', '.join(sorted(keys))}"
+        f'space: {name}: expected {{"low": ..., "high": ...}} (with "log" or "step"), {{"choices": [...]}} '
+        f'or {{"value": ...}}, not keys {", ".join(sorted(keys))}'
     )
 
 
@@ -239,7 +253,9 @@ def _range(name: str, entry: dict, kind, check) -> Dimension:
     if low is None or high is None or kind.word is not None and kind.word in (low, high):
         raise SpaceError(f"space: {name}: a range's ends must be numbers")
     if not low < high:
-        raise SpaceError(f"space: {name}: low {low!r} must be below high {high!r} (for one value, give {{\"value\": ...}})")
+        raise SpaceError(
+            f'space: {name}: low {low!r} must be below high {high!r} (for one value, give {{"value": ...}})'
+        )
     log, step = entry.get("log", False), entry.get("step")
     if not isinstance(log, bool):
         raise SpaceError(f"space: {name}: log must be true or false")
@@ -317,9 +333,10 @@ def shown_url(url: str) -> str:
     """A storage URL with any password hidden, for messages."""
     try:
         from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
 
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy can parse: shown as given, it holds no usable password
+    except (ImportError, ArgumentError, ValueError):  # not a URL SQLAlchemy can parse: it holds no usable password
         return url
 
 
@@ -346,7 +363,7 @@ def open_storage(url: str, heartbeat: int = 10):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(
-                url,
+                _with_driver(url),
                 engine_kwargs=engine,
                 heartbeat_interval=heartbeat,
                 grace_period=3 * heartbeat,
@@ -355,10 +372,25 @@ def open_storage(url: str, heartbeat: int = 10):
     except sqlalchemy.exc.ArgumentError as exc:
         raise UsageError(f"{shown_url(url)} is not a storage URL Optuna can use ({_first_line(exc)})") from None
     except ImportError as exc:
-        raise MnistXpError(f"{shown_url(url)}: the database driver is missing ({_first_line(exc.__cause__ or exc)}); "
-                           f"{TUNE_INSTALL_HINT}") from None
+        raise MnistXpError(
+            f"{shown_url(url)}: the database driver is missing ({_first_line(exc.__cause__ or exc)}); "
+            f"{TUNE_INSTALL_HINT}"
+        ) from None
     except (sqlalchemy.exc.SQLAlchemyError, ValueError, OSError) as exc:
         raise MnistXpError(f"cannot open the storage {shown_url(url)}: {_first_line(exc)}") from None
+
+
+def _with_driver(url: str) -> str:
+    """``url`` naming psycopg2 when it says plain ``postgresql://``, for which SQLAlchemy 2.1 wants psycopg 3.
+
+    The tune extra installs psycopg2; a URL that names its driver (``postgresql+psycopg://``) is kept.
+    """
+    import importlib.util
+
+    plain = url.startswith("postgresql://")
+    if plain and importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
+        return "postgresql+psycopg2://" + url[len("postgresql://") :]
+    return url
 
 
 def _first_line(exc: BaseException) -> str:
@@ -445,6 +477,14 @@ class Objective:
 
     def __call__(self, trial) -> float:
         optuna = require_optuna()
+        try:
+            return self.run(trial)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            self.taken_over = True  # another worker took this trial for dead (its heartbeat was late) and retries it
+            raise
+
+    def run(self, trial) -> float:
+        optuna = require_optuna()
         if not _has_place(trial, self.spec.trials):
             trial.set_user_attr("surplus", True)
             trial.study.stop()
@@ -459,7 +499,8 @@ class Objective:
             trial.report(accuracy, result.epoch)
             trained = sum(epoch.seconds for epoch in state.history)
             if budget is not None and trained / result.epoch * config.epochs > budget:
-                trial.set_user_attr("stopped", f"over the budget after epoch {result.epoch} ({trained:.2f} s)")
+                pace = trained / result.epoch
+                trial.set_user_attr("stopped", f"over the budget: {config.epochs} epochs of {pace:.2f} s")
                 raise optuna.TrialPruned()
             if result.epoch < config.epochs and trial.should_prune():
                 trial.set_user_attr("stopped", f"pruned after epoch {result.epoch}")
@@ -472,9 +513,6 @@ class Objective:
         except DivergenceError:
             trial.set_user_attr("stopped", "diverged")
             raise optuna.TrialPruned() from None
-        except optuna.exceptions.UpdateFinishedTrialError:
-            self.taken_over = True  # another worker took this trial for dead; its retry runs it again
-            raise
         trial.set_user_attr("train_seconds", result.train_seconds)
         return validation_accuracy(result)
 
@@ -513,7 +551,6 @@ def work(spec: StudySpec, data: Dataset | None = None, on_trial: Callable | None
     to finish, or for their heartbeats to go stale, and then run their retries.
     """
     optuna = require_optuna()
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = study if study is not None else open_study(spec)
     objective = Objective(spec, data)
     callbacks = [lambda study, frozen: on_trial(frozen)] if on_trial is not None else []
@@ -536,12 +573,14 @@ def work(spec: StudySpec, data: Dataset | None = None, on_trial: Callable | None
             objective.taken_over = False
 
 
-def _worker_process(spec: StudySpec, on_trial: Callable | None) -> None:
+def _worker_process(spec: StudySpec, on_trial: Callable | None, jobs: int) -> None:
     """A worker in a process of its own: errors as one line, exit 1; Ctrl-C quietly, exit 130."""
     import sys
 
+    quiet_optuna()
     try:
-        work(spec, on_trial=on_trial)
+        with blas_share(jobs):
+            work(spec, on_trial=on_trial)
     except MnistXpError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         sys.exit(1)
@@ -549,19 +588,41 @@ def _worker_process(spec: StudySpec, on_trial: Callable | None) -> None:
         sys.exit(130)
 
 
-def run_study(spec: StudySpec, jobs: int = 1, data: Dataset | None = None, on_trial: Callable | None = None,
-              study=None) -> list[int]:
+def blas_share(jobs: int):
+    """With ``jobs`` workers on this machine, each one's matrix products use its share of the cores.
+
+    OpenBLAS threads that outnumber the cores wait for each other in busy loops: two workers of two
+    threads each on two cores train many times slower than two of one thread each.
+    """
+    if jobs == 1:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=max(1, (os.cpu_count() or 1) // jobs), user_api="blas")
+
+
+def run_study(
+    spec: StudySpec, jobs: int = 1, data: Dataset | None = None, on_trial: Callable | None = None, study=None
+) -> list[int]:
     """Work on the study in this process and in ``jobs - 1`` others; the other workers' exit codes.
 
     The other processes are started fresh (spawned), each with its own storage connection and its
     own copy of the data.
     """
     context = multiprocessing.get_context("spawn")
-    others = [context.Process(target=_worker_process, args=(spec, on_trial), daemon=True) for _ in range(jobs - 1)]
+    others = [
+        context.Process(target=_worker_process, args=(spec, on_trial, jobs), daemon=True) for _ in range(jobs - 1)
+    ]
     for process in others:
         process.start()
     try:
-        work(spec, data, on_trial, study)
+        with blas_share(jobs):
+            work(spec, data, on_trial, study)
+    except Exception:
+        for process in others:  # their trials end as failed, freeing their places
+            if process.is_alive():
+                os.kill(process.pid, signal.SIGINT)
+        raise
     finally:
         for process in others:
             process.join()
@@ -588,54 +649,91 @@ def train_arguments(config: TrainConfig) -> list[str]:
     for name in FIELDS:
         value = getattr(config, name)
         if value != getattr(DEFAULT, name):
-            text = ",".join(map(str, value)) if isinstance(value, tuple) else repr(value) if isinstance(value, float) else str(value)
+            text = (
+                ",".join(map(str, value))
+                if isinstance(value, tuple)
+                else repr(value)
+                if isinstance(value, float)
+                else str(value)
+            )
             arguments += ["--" + name.replace("_", "-"), text]
     return arguments
 
 
 def describe_params(params: dict) -> str:
     """A trial's sampled settings in one short line."""
-    return " ".join(f"{name}={value:.3g}" if isinstance(value, float) else f"{name}={value}" for name, value in params.items())
+    return " ".join(
+        f"{name}={value:.3g}" if isinstance(value, float) else f"{name}={value}" for name, value in params.items()
+    )
 
 
-PLOTS = ("history", "importances", "slice")
+SLICE_SETTINGS = 4
+"""The slice plot shows the settings that mattered most, so that each panel stays readable."""
 
 
 def write_plots(study, folder: Path) -> list[Path]:
     """Optuna's optimization history, parameter importances and slice plot of the study, as PNG files in ``folder``.
 
-    The importances need two completed trials with some variation; without them that plot is left out.
+    The importances need a few completed trials that differ; without them that plot is left out and
+    the slice plot shows every setting. When a few trials scored far below the rest, the value axes
+    start at the lowest tenth of the completed trials, so that the good ones can be told apart.
     """
     optuna = require_optuna()
     from .plots import require
 
     require()
     import matplotlib
+    import matplotlib.ticker
+    import numpy as np
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as draw
 
     folder.mkdir(parents=True, exist_ok=True)
-    evaluator = getattr(optuna.importance, "PedAnovaImportanceEvaluator", None)
-    makers = {
-        "history": lambda: draw.plot_optimization_history(study),
-        "importances": lambda: draw.plot_param_importances(study, evaluator=evaluator and evaluator()),
-        "slice": lambda: draw.plot_slice(study),
-    }
+    target = "validation accuracy"
     written = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        evaluator = getattr(optuna.importance, "PedAnovaImportanceEvaluator", lambda: None)()
+        try:
+            ranked = list(optuna.importance.get_param_importances(study, evaluator=evaluator))
+        except (ValueError, RuntimeError, ZeroDivisionError):  # too few trials
+            ranked = []
+        makers = {
+            "history": lambda: draw.plot_optimization_history(study, target_name=target),
+            "importances": lambda: draw.plot_param_importances(study, evaluator=evaluator, target_name=target),
+            "slice": lambda: draw.plot_slice(study, params=ranked[:SLICE_SETTINGS] or None, target_name=target),
+        }
+        focus = _value_range(study)
         for name, make in makers.items():
+            if name == "importances" and not ranked:
+                continue
             try:
-                axes = make()
+                panels = list(np.ravel(make()))
             except (ValueError, RuntimeError, ZeroDivisionError):
                 continue  # too few trials for this plot
-            figure = (axes.flat[0] if hasattr(axes, "flat") else axes).get_figure()
+            figure = panels[0].get_figure()
             if name == "slice":
-                figure.set_size_inches(3 * max(1, len(figure.axes)), 3.6)
+                figure.set_size_inches(3.2 * len(panels) + 1.5, 3.6)
+                for panel in panels:
+                    panel.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # log axes: label decades only
+            if name != "importances" and focus is not None:
+                for panel in panels:
+                    panel.set_ylim(*focus)
+                panels[0].set_ylabel(f"{target} (the worst tenth below)")
             path = folder / f"{name}.png"
             figure.savefig(path, dpi=100, bbox_inches="tight")
             plt.close(figure)
             written.append(path)
     return written
+
+
+def _value_range(study) -> tuple[float, float] | None:
+    """A value axis for the best nine tenths of the completed trials, or None when no trial lies far below them."""
+    values = sorted(trial.value for trial in study.get_trials(deepcopy=False) if trial.state.name == "COMPLETE")
+    if len(values) < 10:
+        return None
+    low, high = values[len(values) // 10], values[-1]
+    margin = max(high - low, 1e-3) * 0.15
+    return (low - margin, high + margin) if values[0] < low - margin else None

@@ -51,46 +51,72 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--study", type=study_name, required=True, help="the study's name in the storage")
     parser.add_argument(
-        "--trials", type=positive_int, required=True, metavar="N",
+        "--trials",
+        type=positive_int,
+        required=True,
+        metavar="N",
         help="run until the study holds N finished (completed or pruned) trials, counting earlier runs'",
     )
     parser.add_argument(
-        "--space", default="small", metavar="NAME|PATH",
+        "--space",
+        default="small",
+        metavar="NAME|PATH",
         help=f"the search space: a built-in one ({', '.join(f'{name}: {describe_builtin(name)}' for name in tuning.SPACES)}) "
         "or a JSON or TOML file (default small)",
     )
     parser.add_argument(
-        "--budget", type=seconds, default=None, metavar="SECONDS",
+        "--budget",
+        type=seconds,
+        default=None,
+        metavar="SECONDS",
         help="prune a trial as soon as its training time is foreseen to pass SECONDS (default: no budget)",
     )
     parser.add_argument(
-        "--storage", default=None, metavar="URL",
+        "--storage",
+        default=None,
+        metavar="URL",
         help=f"where the study lives: sqlite:///FILE, or postgresql://USER@HOST/DB for workers on many machines "
         f"(default {DEFAULT_STORAGE})",
     )
-    parser.add_argument("--jobs", type=positive_int, default=1, metavar="N", help="worker processes on this machine (default 1)")
     parser.add_argument(
-        "--val", type=text_parser(FIELDS["val"].metadata["kind"]), default=5000, metavar="N",
+        "--jobs", type=positive_int, default=1, metavar="N", help="worker processes on this machine (default 1)"
+    )
+    parser.add_argument(
+        "--val",
+        type=text_parser(FIELDS["val"].metadata["kind"]),
+        default=5000,
+        metavar="N",
         help="training images held out for validation, the same for every trial (default 5000)",
     )
     parser.add_argument(
-        "--seed", type=text_parser(FIELDS["seed"].metadata["kind"]), default=0,
+        "--seed",
+        type=text_parser(FIELDS["seed"].metadata["kind"]),
+        default=0,
         help="every trial's seed: its validation split, initial weights and batches (default 0)",
     )
     parser.add_argument("--limit", type=positive_int, default=None, help="use the first N training images only")
     add_data_dir_option(parser)
     parser.add_argument("--device", choices=backend.DEVICES, default="cpu", help="cpu or gpu (default cpu)")
     parser.add_argument(
-        "--recipe-file", type=output_path, default=None, metavar="PATH",
+        "--recipe-file",
+        type=output_path,
+        default=None,
+        metavar="PATH",
         help="write the best trial's settings here, for train --recipe-file (default tune-STUDY.json)",
     )
     parser.add_argument(
-        "--plots", type=Path, default=None, metavar="DIR",
+        "--plots",
+        type=Path,
+        default=None,
+        metavar="DIR",
         help="write the optimization history, parameter importances and slice plot (PNG) into DIR",
     )
     parser.add_argument("--no-pruning", action="store_true", help="run every trial to its last epoch")
     parser.add_argument(
-        "--heartbeat", type=positive_int, default=10, metavar="SECONDS",
+        "--heartbeat",
+        type=positive_int,
+        default=10,
+        metavar="SECONDS",
         help="running trials beat this often; one silent for three beats is failed and run again (default 10)",
     )
     return parser
@@ -116,27 +142,41 @@ def print_trial(trial) -> None:
 
 
 def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    tuning.require_optuna()
+    tuning.quiet_optuna()
     label, raw = tuning.load_space(args.space)
     space = tuning.parse_space(raw)
     storage_url = args.storage or DEFAULT_STORAGE
     spec = tuning.StudySpec(
-        name=args.study, storage=storage_url, space=space.to_json(), trials=args.trials, val=args.val, seed=args.seed,
-        budget=args.budget, prune=not args.no_pruning, heartbeat=args.heartbeat, device=args.device,
-        data_dir=None if args.data_dir is None else str(args.data_dir.absolute()), limit=args.limit,
+        name=args.study,
+        storage=storage_url,
+        space=space.to_json(),
+        trials=args.trials,
+        val=args.val,
+        seed=args.seed,
+        budget=args.budget,
+        prune=not args.no_pruning,
+        heartbeat=args.heartbeat,
+        device=args.device,
+        data_dir=None if args.data_dir is None else str(args.data_dir.absolute()),
+        limit=args.limit,
     )
     data = load_mnist(args.device, spec.base().dtype, args.data_dir, args.limit)
     if not 0 < args.val < data.X_train.shape[0]:
         raise UsageError(f"--val {args.val} must leave some training images: choose 1..{data.X_train.shape[0] - 1}")
     storage = tuning.open_storage(storage_url, args.heartbeat)
     study = tuning.open_study(spec, storage)
-    where = f" ({Path(storage_url[len('sqlite:///'):]).absolute()}, the default)" if args.storage is None else ""
+    where = f" ({Path(storage_url[len('sqlite:///') :]).absolute()}, the default)" if args.storage is None else ""
     counts = tuning.tally(study)
-    print(f"study {args.study!r} in {tuning.shown_url(storage_url)}{where}: {tuning.finished(counts)} of "
-          f"{args.trials} trials finished")
+    print(
+        f"study {args.study!r} in {tuning.shown_url(storage_url)}{where}: {tuning.finished(counts)} of "
+        f"{args.trials} trials finished"
+    )
     budget = f", training budget {args.budget:g} s a trial" if args.budget else ""
-    print(f"searching {', '.join(space.searched)} (space {label}) on {args.val} validation images of "
-          f"{data.X_train.shape[0]} training images, seed {args.seed}{budget}; {args.jobs} worker(s)", flush=True)
+    print(
+        f"searching {', '.join(space.searched)} (space {label}) on {args.val} validation images of "
+        f"{data.X_train.shape[0]} training images, seed {args.seed}{budget}; {args.jobs} worker(s)",
+        flush=True,
+    )
     codes = tuning.run_study(spec, args.jobs, data, print_trial, study)
     for number, code in enumerate(codes, start=2):
         if code:
@@ -148,20 +188,28 @@ def report(args: argparse.Namespace, spec: tuning.StudySpec, study) -> int:
     """Print the study's totals and best trial, and write the recipe file and plots."""
     counts = tuning.tally(study)
     done = tuning.finished(counts)
-    extra = "".join(f", {counts[state]} {state.lower()}" for state in ("FAIL", "RUNNING", "WAITING") if counts.get(state))
-    print(f"study {spec.name!r}: {done} trials finished ({counts.get('COMPLETE', 0)} complete, "
-          f"{counts.get('PRUNED', 0)} pruned{extra})")
+    extra = "".join(
+        f", {counts[state]} {state.lower()}" for state in ("FAIL", "RUNNING", "WAITING") if counts.get(state)
+    )
+    print(
+        f"study {spec.name!r}: {done} trials finished ({counts.get('COMPLETE', 0)} complete, "
+        f"{counts.get('PRUNED', 0)} pruned{extra})"
+    )
     best, config = tuning.best_config(study)
     seconds = best.user_attrs.get("train_seconds", 0.0)
-    print(f"best trial {best.number}: validation accuracy {best.value:.4f} ({100 * best.value:.2f} %), "
-          f"training {seconds:.1f} s: {tuning.describe_params(best.params)}")
+    print(
+        f"best trial {best.number}: validation accuracy {best.value:.4f} ({100 * best.value:.2f} %), "
+        f"training {seconds:.1f} s: {tuning.describe_params(best.params)}"
+    )
     path = args.recipe_file or Path(f"tune-{spec.name}.json")
     from ..config import write_recipe
 
     write_recipe(path, config)
-    data = (["--limit", str(args.limit)] if args.limit else []) + (
-        ["--data-dir", str(args.data_dir)] if args.data_dir else []) + (
-        ["--device", args.device] if args.device != "cpu" else [])
+    data = (
+        (["--limit", str(args.limit)] if args.limit else [])
+        + (["--data-dir", str(args.data_dir)] if args.data_dir else [])
+        + (["--device", args.device] if args.device != "cpu" else [])
+    )
     print(f"recipe written to {path}; train it with:")
     print("  " + shlex.join(["python", "-m", "mnist_xp.train", "--recipe-file", str(path), *data]))
     print("or, spelled out:")
@@ -170,7 +218,9 @@ def report(args: argparse.Namespace, spec: tuning.StudySpec, study) -> int:
         written = tuning.write_plots(study, args.plots)
         print(f"plots written to {args.plots}: {', '.join(path.name for path in written)}")
     if done < spec.trials:
-        raise MnistXpError(f"the study has {done} of {spec.trials} trials finished: run the command again to continue it")
+        raise MnistXpError(
+            f"the study has {done} of {spec.trials} trials finished: run the command again to continue it"
+        )
     return 0
 
 

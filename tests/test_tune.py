@@ -1,0 +1,301 @@
+"""The Optuna tuner end to end: worker processes on SQLite and PostgreSQL, killed workers, recipes, bad input."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+optuna = pytest.importorskip("optuna")
+
+from mnist_xp import tuning
+from mnist_xp.cli import tune
+
+DATA = ["--limit", "2000", "--val", "500"]
+QUICK_SPACE = {"hidden": [32], "epochs": {"low": 1, "high": 2}, "lr": {"low": 0.05, "high": 0.5, "log": True}}
+# Trials of a second or two, so that a worker can be killed in the middle of one.
+SLOW_SPACE = {
+    "hidden": [256],
+    "batch_size": 16,
+    "epochs": {"low": 2, "high": 3},
+    "lr": {"low": 0.01, "high": 0.1, "log": True},
+}
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
+def space_file(folder: Path, space: dict) -> str:
+    path = folder / "space.json"
+    path.write_text(json.dumps(space))
+    return str(path)
+
+
+def tune_command(folder: Path, url: str, study: str, trials: int, *args: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "mnist_xp.tune",
+        "--study",
+        study,
+        "--trials",
+        str(trials),
+        "--storage",
+        url,
+        "--heartbeat",
+        "1",
+        *DATA,
+        *args,
+    ]
+
+
+def run_tune(folder: Path, url: str, study: str, trials: int, *args: str) -> subprocess.CompletedProcess:
+    command = tune_command(folder, url, study, trials, *args)
+    result = subprocess.run(command, check=False, cwd=folder, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def trials_of(url: str, study: str) -> list:
+    return optuna.load_study(study_name=study, storage=tuning.open_storage(url)).get_trials(deepcopy=False)
+
+
+def assert_consistent(trials: list, expected: int) -> None:
+    """The study holds exactly ``expected`` finished trials, none still running, every failed one retried or surplus."""
+    numbers = [trial.number for trial in trials]
+    assert len(set(numbers)) == len(numbers)
+    assert sum(trial.state in FINISHED for trial in trials) == expected
+    assert not [trial.number for trial in trials if not trial.state.is_finished()]
+    retried = {trial.system_attrs.get("failed_trial") for trial in trials if trial.state in FINISHED}
+    for trial in trials:
+        if trial.state == optuna.trial.TrialState.FAIL and not trial.user_attrs.get("surplus"):
+            assert trial.system_attrs.get("failed_trial", trial.number) in retried
+
+
+def study_survives_killed_workers(folder: Path, url: str, trials: int = 6, plots: bool = False) -> None:
+    """Two workers start a study and are killed with SIGKILL mid-trial; a second run finishes it, no trial lost or doubled.
+
+    With ``plots`` the second run also draws the study, and a third run finds it finished and adds nothing.
+    """
+    space = space_file(folder, SLOW_SPACE)
+    command = tune_command(folder, url, "killed", trials, "--space", space, "--jobs", "2")
+    run = subprocess.Popen(
+        command, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not both_workers_under_way(_trials_if_any(url)):
+            assert run.poll() is None and time.monotonic() < deadline, "the two workers did not get under way"
+            time.sleep(0.05)
+    finally:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+    stale = [trial.number for trial in trials_of(url, "killed") if trial.state.name == "RUNNING"]
+    assert stale
+
+    drawn = ["--plots", str(folder / "plots")] if plots else []
+    result = run_tune(folder, url, "killed", trials, "--space", space, "--jobs", "2", *drawn)
+    done = trials_of(url, "killed")
+    assert_consistent(done, trials)
+    for number in stale:
+        assert done[number].state.name == "FAIL"
+        retry = [trial for trial in done if trial.system_attrs.get("failed_trial") == number]
+        assert len(retry) == 1 and retry[0].params == done[number].params
+    assert f"study 'killed': {trials} trials finished" in result.stdout
+    if plots:
+        assert sorted(path.name for path in (folder / "plots").iterdir()) == [
+            "history.png",
+            "importances.png",
+            "slice.png",
+        ]
+        again = run_tune(folder, url, "killed", trials, "--space", space)
+        assert f"{trials} of {trials} trials finished" in again.stdout
+        assert len(trials_of(url, "killed")) == len(done)
+
+
+def both_workers_under_way(trials: list) -> bool:
+    """Both workers have started trials, and one is running an epoch past its first (killed, it leaves a stale trial)."""
+    workers = {trial.user_attrs.get("worker") for trial in trials} - {None}
+    return len(workers) >= 2 and any(trial.state.name == "RUNNING" and trial.intermediate_values for trial in trials)
+
+
+def _trials_if_any(url: str) -> list:
+    try:
+        return trials_of(url, "killed")
+    except KeyError:  # the study is not created yet
+        return []
+
+
+def test_two_workers_on_sqlite_finish_the_study_and_survive_sigkill(tmp_path):
+    study_survives_killed_workers(tmp_path, f"sqlite:///{tmp_path / 'tune.db'}", plots=True)
+
+
+def test_workers_share_a_postgresql_study(tmp_path):
+    with postgresql_server(tmp_path) as url:
+        study_survives_killed_workers(tmp_path, url)
+
+
+class postgresql_server:
+    """A PostgreSQL server for one test: initdb into a temporary folder, listening on 127.0.0.1 only, then stopped."""
+
+    def __init__(self, tmp_path: Path):
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or [shutil.which("initdb")]
+        if found[-1] is None:
+            pytest.skip("PostgreSQL's server programs (initdb, pg_ctl) are not installed")
+        self.bin = Path(found[-1]).parent
+        self.as_root = os.geteuid() == 0  # the server refuses to run as root: run it as the postgres user
+        if self.as_root:
+            self.folder = Path(tempfile.mkdtemp(prefix="mnist-xp-pg-"))
+            shutil.chown(self.folder, "postgres", "postgres")
+        else:
+            self.folder = tmp_path / "pg"
+            self.folder.mkdir()
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+
+    def command(self, program: str, *args: str) -> None:
+        prefix = ["runuser", "-u", "postgres", "--"] if self.as_root else []
+        subprocess.run([*prefix, str(self.bin / program), *args], check=True, capture_output=True, timeout=120)
+
+    def __enter__(self) -> str:
+        data = str(self.folder / "data")
+        self.command("initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync")
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.folder} -c fsync=off"
+        self.command("pg_ctl", "start", "-D", data, "-w", "-o", options, "-l", str(self.folder / "log"))
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.command("pg_ctl", "stop", "-D", str(self.folder / "data"), "-m", "immediate", "-w")
+        finally:
+            if self.as_root:
+                shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def test_recipe_file_reproduces_the_best_trial_exactly(tmp_path):
+    url = f"sqlite:///{tmp_path / 'tune.db'}"
+    recipe = tmp_path / "best.json"
+    result = run_tune(
+        tmp_path, url, "recipe", 3, "--space", space_file(tmp_path, QUICK_SPACE), "--recipe-file", str(recipe)
+    )
+    best = optuna.load_study(study_name="recipe", storage=url).best_trial
+    spelled_out = result.stdout.splitlines()[-1].split()[3:]  # "  python -m mnist_xp.train ..."
+    for options in (["--recipe-file", str(recipe), "--limit", "2000"], spelled_out):
+        report = tmp_path / "report.json"
+        train = subprocess.run(
+            [sys.executable, "-m", "mnist_xp.train", *options, "--report", str(report)],
+            check=False,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert train.returncode == 0, train.stderr
+        history = json.loads(report.read_text())["history"]
+        assert history[-1]["metrics"]["val_accuracy"] == best.value
+        assert len(history) == best.user_attrs["config"]["epochs"]
+
+
+def run_main(capsys, *args: str) -> tuple[int, str]:
+    code = tune.main(list(args))
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "space, complaint",
+    [
+        ({"learning_rate": {"low": 0.1, "high": 1}}, "'learning_rate' is not a training setting"),
+        ({"dropout": {"low": 0.0, "high": 1.0}}, "dropout: high end 1.0 must be at least 0 and below 1"),
+        ({"lr": {"low": 0.0, "high": 1.0}}, "lr: low end 0.0 must be a positive finite number"),
+        ({"epochs": {"low": 1.5, "high": 3}}, "epochs: low end 1.5 is not a whole number"),
+        ({"optimizer": {"choices": ["sgd", "rmsprop"]}}, "optimizer: choice 'rmsprop' is not one of"),
+        ({"hidden": {"low": 16, "high": 64}}, "hidden takes choices, not a range"),
+        ({"lr": {"low": 0.1, "high": 1, "scale": "log"}}, "lr: expected"),
+        ({"val": {"low": 100, "high": 500}}, "val is the same for every trial of a study: set it with --val"),
+        ({"weight_decay": {"low": 0.0, "high": 0.01}}, "weight_decay applies only when optimizer is adamw"),
+        ({"hidden": [64]}, "nothing to search"),
+    ],
+)
+def test_a_bad_space_is_one_error_line_and_nothing_is_written(tmp_path, capsys, space, complaint):
+    url = f"sqlite:///{tmp_path / 'tune.db'}"
+    code, err = run_main(
+        capsys, "--study", "s", "--trials", "2", "--storage", url, "--space", space_file(tmp_path, space)
+    )
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("error: space: ") and complaint in err, err
+    assert not (tmp_path / "tune.db").exists()
+
+
+def test_an_unreachable_storage_is_one_error_line(tmp_path, capsys):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens here once the probe is closed
+    url = f"postgresql://tuner:secret@127.0.0.1:{port}/optuna"
+    code, err = run_main(capsys, "--study", "s", "--trials", "2", "--storage", url, *DATA)
+    assert code == 1
+    assert err.count("\n") == 1 and err.startswith(
+        f"error: cannot open the storage postgresql://tuner:***@127.0.0.1:{port}/optuna"
+    )
+    assert "secret" not in err
+
+    code, err = run_main(
+        capsys, "--study", "s", "--trials", "2", "--storage", f"sqlite:///{tmp_path}/no/such/dir/t.db", *DATA
+    )
+    assert code == 1 and err.count("\n") == 1 and err.startswith("error: cannot open the storage sqlite:///")
+
+
+def test_a_study_refuses_other_options_than_it_was_started_with(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where the recipe file goes
+    url = f"sqlite:///{tmp_path / 'tune.db'}"
+    space = space_file(tmp_path, QUICK_SPACE)
+    assert tune.main(["--study", "s", "--trials", "1", "--storage", url, "--space", space, *DATA]) == 0
+    code, err = run_main(
+        capsys, "--study", "s", "--trials", "2", "--storage", url, "--space", space, "--limit", "3000", "--val", "500"
+    )
+    assert code == 2 and err.count("\n") == 1 and "was started with --limit 2000" in err
+    code, err = run_main(
+        capsys, "--study", "s", "--trials", "2", "--storage", url, "--space", space, "--limit", "2000", "--val", "2000"
+    )
+    assert code == 2 and err.count("\n") == 1 and "--val 2000 must leave some training images" in err
+    assert len(trials_of(url, "s")) == 1
+
+
+def test_builtin_spaces_are_valid_and_sample_valid_configs():
+    for spec in tuning.SPACES.values():
+        space = tuning.parse_space(spec)
+        study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+        for _ in range(20):
+            trial = study.ask()
+            config = space.sample(trial, tuning.base_config(5000, 0))
+            assert config.val == 5000 and config.seed == 0 and list(config.hidden) == spec["hidden"]["value"]
+            assert ("momentum" in trial.params) == (config.optimizer in ("momentum", "nesterov"))
+            study.tell(trial, 0.5)
+
+
+def test_train_arguments_spell_out_every_changed_setting():
+    from mnist_xp.config import RECIPES
+
+    arguments = tuning.train_arguments(RECIPES["fast"])
+    assert arguments == [
+        "--lr",
+        "0.3",
+        "--epochs",
+        "4",
+        "--optimizer",
+        "nesterov",
+        "--schedule",
+        "cosine",
+        "--warmup",
+        "0.5",
+        "--label-smoothing",
+        "0.1",
+    ]
