@@ -31,8 +31,7 @@ from .data import one_hot
 from .errors import DivergenceError
 from .guard import divergence, float_warnings_off
 from .metrics import EVAL_BATCH, accuracy, predictions_and_loss
-from .trainer import initial_state, make_optimizer, make_schedule
-from .training import batch_slices, fit
+from .trainer import fit_config, initial_state, make_optimizer
 
 ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "logistic": "sigmoid", "leaky_relu": "leaky_relu"}
 """The estimator's activation names (scikit-learn's, plus leaky_relu) and the engine's names for them."""
@@ -231,21 +230,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if early_stopping:
             monitor.validation = to_device(X_val, xp, config.dtype), np.argmax(Y_val, axis=1)
         with float_warnings_off():
-            fit(
-                state,
-                to_device(X, xp, config.dtype),
-                to_device(Y, xp, config.dtype),
-                optimizer=optimizer,
-                learning_rate=make_schedule(config, len(batch_slices(X.shape[0], rows))),
-                epochs=epochs,
-                batch_size=None if config.full_batch else config.batch_size,
-                activation=config.activation,
-                seed=config.seed,
-                on_epoch=monitor,
-                dropout=config.dropout,
-                l2=config.l2,
-                label_smoothing=config.label_smoothing,
-            )
+            X_device, Y_device = to_device(X, xp, config.dtype), to_device(Y, xp, config.dtype)
+            fit_config(config, state, X_device, Y_device, optimizer=optimizer, epochs=epochs, on_epoch=monitor)
         if monitor.best_params is not None:
             state.params = monitor.best_params
         self._encoder, self.classes_ = encoder, encoder.classes_

@@ -58,6 +58,29 @@ def initial_state(config: TrainConfig, layer_sizes: list[int], xp, optimizer: Op
     return TrainState(params, optimizer.init(params))
 
 
+def fit_config(config: TrainConfig, state: TrainState, X, Y, *, optimizer: Optimizer, epochs: int | None = None,
+               on_epoch=None) -> TrainState:
+    """``training.fit`` from ``state`` with every setting of ``config``, until ``epochs`` (default ``config.epochs``)."""
+    batch = None if config.full_batch else config.batch_size
+    return fit(
+        state,
+        X,
+        Y,
+        optimizer=optimizer,
+        learning_rate=make_schedule(config, len(batch_slices(X.shape[0], batch))),
+        epochs=config.epochs if epochs is None else epochs,
+        batch_size=batch,
+        activation=config.activation,
+        seed=config.seed,
+        on_epoch=on_epoch,
+        dropout=config.dropout,
+        input_dropout=config.input_dropout,
+        l2=config.l2,
+        label_smoothing=config.label_smoothing,
+        shift=config.shift,
+    )
+
+
 @dataclass
 class TrainResult:
     """What a run gives back: the ``model``, its ``config``, per-epoch ``history``, the ``test`` report
@@ -144,23 +167,7 @@ def train(
 
     try:
         with guard.float_warnings_off():
-            state = fit(
-                state,
-                data.X_train,
-                data.Y_train,
-                optimizer=optimizer,
-                learning_rate=make_schedule(config, len(batch_slices(n_train, batch))),
-                epochs=config.epochs,
-                batch_size=batch,
-                activation=config.activation,
-                seed=config.seed,
-                on_epoch=each_epoch,
-                dropout=config.dropout,
-                input_dropout=config.input_dropout,
-                l2=config.l2,
-                label_smoothing=config.label_smoothing,
-                shift=config.shift,
-            )
+            state = fit_config(config, state, data.X_train, data.Y_train, optimizer=optimizer, on_epoch=each_epoch)
         keeper.save()
     except (guard.Interrupted, KeyboardInterrupt) as stop:
         stop.saved = keeper.save()  # the last finished epoch, for the caller to report
