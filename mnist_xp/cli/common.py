@@ -120,6 +120,11 @@ def output_path(text: str) -> Path:
     return path
 
 
+def add_model_argument(parser: argparse.ArgumentParser) -> None:
+    """The positional ``model``: a file that ``train --save`` wrote."""
+    parser.add_argument("model", type=Path, help="a model saved by: python -m mnist_xp.train --save PATH")
+
+
 def add_data_dir_option(parser: argparse.ArgumentParser) -> None:
     """``--data-dir DIR``: another IDX data set in place of the bundled MNIST."""
     parser.add_argument(

@@ -14,7 +14,7 @@ from .. import onnxgraph, webpage
 from ..errors import MnistXpError
 from ..model import Model
 from ..npzio import write_atomically
-from .common import run_reporting_errors
+from .common import add_model_argument, run_reporting_errors
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
         "where you draw a digit and watch the network read it; --onnx writes the network as a standard "
         "ONNX graph (input 'pixels' [N, 784] float32, output 'probabilities') for any ONNX runtime.",
     )
-    parser.add_argument("model", type=Path, help="a model saved by: python -m mnist_xp.train --save PATH")
+    add_model_argument(parser)
     parser.add_argument("--html", type=Path, default=None, metavar="PATH", help="write the drawing page here")
     parser.add_argument("--onnx", type=Path, default=None, metavar="PATH", help="write the ONNX graph here")
     parser.add_argument("--force", action="store_true", help="overwrite output files that exist")

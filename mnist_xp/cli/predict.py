@@ -18,7 +18,7 @@ from ..data import INPUT_SIZE, NUM_CLASSES
 from ..errors import MnistXpError, ModelFileError
 from ..images import load_digit, require
 from ..model import Model
-from .common import run_reporting_errors
+from .common import add_model_argument, run_reporting_errors
 
 TOP = 3
 
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Each image is prepared as MNIST's were: grayscale, cropped to the digit, scaled to fit 20x20 and "
         "centred by its centre of mass in 28x28.",
     )
-    parser.add_argument("model", type=Path, help="a model saved by: python -m mnist_xp.train --save PATH")
+    add_model_argument(parser)
     parser.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="image files, one digit each")
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of one line per image")
     parser.add_argument("--device", choices=backend.DEVICES, default="cpu", help="cpu runs on NumPy, gpu on CuPy")

@@ -14,7 +14,7 @@ from .. import plots
 from ..data import IMAGE_SHAPE, load_mnist
 from ..errors import ModelFileError
 from ..training import history_from_records
-from .common import add_data_dir_option, run_reporting_errors
+from .common import add_data_dir_option, add_model_argument, run_reporting_errors
 from .predict import load_classifier
 
 
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the training curves (when the model file holds its training history), the confusion matrix, "
         "the surest mistakes and the first layer's weights.",
     )
-    parser.add_argument("model", type=Path, help="a model saved by: python -m mnist_xp.train --save PATH")
+    add_model_argument(parser)
     parser.add_argument("--plots", type=Path, default=None, metavar="DIR", help="write the pictures (PNG) into DIR")
     add_data_dir_option(parser)
     return parser
