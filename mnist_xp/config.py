@@ -172,6 +172,16 @@ class TrainConfig:
         return cls(**settings)
 
 
+def option(name: str) -> str:
+    """The command-line option of a setting: ``label_smoothing`` is ``--label-smoothing``."""
+    return "--" + name.replace("_", "-")
+
+
+def shown(value) -> str:
+    """A setting's value as the command line writes it (hidden sizes comma-separated)."""
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
 def judge(kind: Kind, value) -> str | None:
     """What is wrong with ``value`` as a setting of ``kind``, or None when it is fine."""
     if value is None and kind.optional or kind.word is not None and value == kind.word:

@@ -8,17 +8,12 @@ train longer, a lower learning rate to recover from divergence.
 from __future__ import annotations
 
 from .checkpoint import Checkpoint
-from .config import FIELDS, RESUMABLE, SettingError, TrainConfig
+from .config import FIELDS, RESUMABLE, SettingError, TrainConfig, shown
 from .errors import CheckpointError
 from .training import batch_slices
 
 DATA_SETTINGS = ("limit", "data_dir")
 """Stored beside the config's settings: which data the run trained on."""
-
-
-def show(value) -> str:
-    """A setting's value as the command line writes it (hidden sizes comma-separated)."""
-    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
 def stored_config(saved: Checkpoint) -> TrainConfig:
@@ -59,7 +54,7 @@ def resumed_config(saved: Checkpoint, config: TrainConfig | None = None) -> Trai
         if name not in RESUMABLE and getattr(config, name) != getattr(stored, name):
             raise SettingError(
                 name,
-                f"cannot be changed when resuming (the checkpoint has {show(getattr(stored, name))}); "
+                f"cannot be changed when resuming (the checkpoint has {shown(getattr(stored, name))}); "
                 f"only {allowed} can",
             )
     if config.epochs < saved.epoch:

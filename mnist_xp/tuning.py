@@ -31,9 +31,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .config import FIELDS, TrainConfig, judge
+from .config import DEFAULT, FIELDS, TrainConfig, judge, option, shown
 from .data import Dataset, load_mnist
-from .errors import DivergenceError, MnistXpError, UsageError
+from .errors import DivergenceError, MnistXpError, UsageError, first_line
 
 TUNE_INSTALL_HINT = "install it with: pip install 'mnist-xp[tune]'"
 
@@ -394,8 +394,8 @@ def _with_driver(url: str) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
+    """SQLAlchemy wraps the driver's error: its first line says more than the wrapper's."""
+    return first_line(getattr(exc, "orig", None) or exc)
 
 
 def open_study(spec: StudySpec, storage=None):
@@ -423,12 +423,11 @@ def open_study(spec: StudySpec, storage=None):
 
 def _check_same(spec: StudySpec, kept: dict) -> None:
     """A study's trials compare only when they share space, split, seed, budget and data: refuse a different one."""
-    options = {"space": "--space", "val": "--val", "seed": "--seed", "budget": "--budget", "limit": "--limit"}
-    for key, option in options.items():
+    for key in ("space", "val", "seed", "budget", "limit"):
         if kept.get(key) != spec.settings()[key]:
-            was = "a different space" if key == "space" else f"{option} {kept.get(key)}"
+            was = "a different space" if key == "space" else f"{option(key)} {kept.get(key)}"
             raise UsageError(
-                f"study {spec.name!r} was started with {was}: give the same {option} to continue it, "
+                f"study {spec.name!r} was started with {was}: give the same {option(key)} to continue it, "
                 f"or a new --study name"
             )
 
@@ -643,20 +642,11 @@ def best_config(study) -> tuple[object, TrainConfig]:
 
 def train_arguments(config: TrainConfig) -> list[str]:
     """The ``train`` options that give ``config``: every setting that differs from the default."""
-    from .config import DEFAULT
-
     arguments = []
     for name in FIELDS:
         value = getattr(config, name)
         if value != getattr(DEFAULT, name):
-            text = (
-                ",".join(map(str, value))
-                if isinstance(value, tuple)
-                else repr(value)
-                if isinstance(value, float)
-                else str(value)
-            )
-            arguments += ["--" + name.replace("_", "-"), text]
+            arguments += [option(name), shown(value)]
     return arguments
 
 

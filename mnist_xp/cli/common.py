@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..config import FIELDS, Kind, SettingError, TrainConfig, judge
+from ..config import option as flag
 from ..errors import MnistXpError
 
 
@@ -41,11 +42,6 @@ def _stdout_closed() -> int:
     """
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 1
-
-
-def flag(name: str) -> str:
-    """The option of a setting: ``label_smoothing`` is ``--label-smoothing``."""
-    return "--" + name.replace("_", "-")
 
 
 def text_parser(kind: Kind) -> Callable[[str], object]:
