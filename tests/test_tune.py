@@ -261,7 +261,7 @@ def test_a_study_refuses_other_options_than_it_was_started_with(tmp_path, capsys
     code, err = run_main(
         capsys, "--study", "s", "--trials", "2", "--storage", url, "--space", space, "--limit", "3000", "--val", "500"
     )
-    assert code == 2 and err.count("\n") == 1 and "was started with --limit 2000" in err
+    assert code == 2 and err.count("\n") == 1 and "was started with --limit 2000: give the same --limit" in err
     code, err = run_main(
         capsys, "--study", "s", "--trials", "2", "--storage", url, "--space", space, "--limit", "2000", "--val", "2000"
     )
