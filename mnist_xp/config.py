@@ -237,6 +237,20 @@ RECIPES = {
         DEFAULT, hidden=(1024, 1024), optimizer="nesterov", momentum=0.9, lr=0.1, epochs=30, schedule="cosine",
         warmup=1.0, dropout=0.5, shift=1,
     ),
+    # 784-128-10 to 98 % in few steps of batches big enough to fill a GPU (issue 14): Adam at
+    # batch 4096, lr 0.03, a 4-epoch warm-up, a cosine decay over 40 epochs (600 steps on the
+    # 60,000 training images) and shifts of up to 1 pixel; it scored 98.47, 98.40 and 98.18 %
+    # test accuracy (seeds 0, 1, 2). Chosen on 5000-image validation splits (seeds 0, 1, 2: mean,
+    # and lowest seed; 14 steps an epoch): Nesterov at lr 1.0 and above diverged on some seeds.
+    # Without shifts, 40 epochs of Adam at lr 0.04 reached 97.92 % (97.54 % without label
+    # smoothing, 97.75 % with dropout 0.2, 97.87 % as AdamW; 60 epochs 97.81 %), and shifts raised
+    # it to 98.15 % (lowest 98.08 %; Nesterov at lr 0.5 also 98.15 %, lowest 97.88 %). With shifts,
+    # lr 0.03 beat 0.02 and 0.04 (98.18 % against 98.05 % and 98.15 %), and dropping the smoothing
+    # gave 98.23 % (lowest 98.20 %); 30 epochs fell short (97.87 %) and 35 reached 98.15 % (lowest
+    # 98.06 %). Batch 8192 for the same 560 steps reached 98.12 %, its lowest seed 97.88 %.
+    "gpu": replace(
+        DEFAULT, optimizer="adam", lr=0.03, epochs=40, batch_size=4096, schedule="cosine", warmup=4.0, shift=1
+    ),
 }
 
 
