@@ -80,13 +80,16 @@ def assert_consistent(trials: list, expected: int) -> None:
             assert trial.system_attrs.get("failed_trial", trial.number) in retried
 
 
-def study_survives_killed_workers(folder: Path, url: str, trials: int = 6, plots: bool = False) -> None:
-    """Two workers start a study and are killed with SIGKILL mid-trial; a second run finishes it, no trial lost or doubled.
+def study_survives_killed_workers(folder: Path, url: str, more: int = 4, plots: bool = False) -> None:
+    """Two workers start a study and are killed with SIGKILL mid-trial; a second run takes it ``more`` trials further,
+    with no trial lost or doubled.
 
-    With ``plots`` the second run also draws the study, and a third run finds it finished and adds nothing.
+    The first run asks for far more trials than it can finish before the kill, so that however
+    slowly its second worker starts, the study is still under way when both are. With ``plots``
+    the second run also draws the study, and a third run finds it finished and adds nothing.
     """
     space = space_file(folder, SLOW_SPACE)
-    command = tune_command(folder, url, "killed", trials, "--space", space, "--jobs", "2")
+    command = tune_command(folder, url, "killed", 100, "--space", space, "--jobs", "2")
     run = subprocess.Popen(
         command, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
@@ -98,8 +101,10 @@ def study_survives_killed_workers(folder: Path, url: str, trials: int = 6, plots
     finally:
         os.killpg(run.pid, signal.SIGKILL)
         run.wait()
-    stale = [trial.number for trial in trials_of(url, "killed") if trial.state.name == "RUNNING"]
+    killed = trials_of(url, "killed")
+    stale = [trial.number for trial in killed if trial.state.name == "RUNNING"]
     assert stale
+    trials = sum(trial.state in FINISHED for trial in killed) + more
 
     drawn = ["--plots", str(folder / "plots")] if plots else []
     result = run_tune(folder, url, "killed", trials, "--space", space, "--jobs", "2", *drawn)
