@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from small_model import small_run
 
 import mnist_xp
 from mnist_xp import Model, load_mnist, npzio
@@ -37,10 +38,9 @@ def test_images():
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A small model trained here, saved, and exported by the command: ``(model, onnx_path)``."""
+    """The suite's small model (``small_model.small_run``), saved, and exported by the command: ``(model, onnx_path)``."""
     folder = tmp_path_factory.mktemp("onnx")
-    result = mnist_xp.train(mnist_xp.TrainConfig(hidden=(32,), epochs=2), data=load_mnist(limit=6000))
-    result.model.save(folder / "small.npz")
+    small_run()[0].model.save(folder / "small.npz")
     assert export.main([str(folder / "small.npz"), "--onnx", str(folder / "small.onnx")]) == 0
     return Model.load(folder / "small.npz"), folder / "small.onnx"
 
@@ -65,7 +65,7 @@ def test_the_graph_is_standard_onnx(trained):
     assert pixels.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert batch.dim_param and not batch.HasField("dim_value")
     assert features.dim_value == 784
-    assert {p.key: p.value for p in proto.metadata_props}["layer_sizes"] == "784-32-10"
+    assert {p.key: p.value for p in proto.metadata_props}["layer_sizes"] == "784-64-10"
 
 
 def test_onnxruntime_gives_mnist_xps_answers_on_all_test_images(trained, test_images):

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from small_model import small_run
 
 import mnist_xp
 from mnist_xp import Model, load_mnist, webpage
@@ -164,10 +165,9 @@ def browser():
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A small model trained here, saved, and exported by the command: ``(model, model_path, page_path)``."""
+    """The suite's small model (``small_model.small_run``), saved, and exported by the command: ``(model, model_path, page_path)``."""
     folder = tmp_path_factory.mktemp("page")
-    result = mnist_xp.train(mnist_xp.TrainConfig(hidden=(32,), epochs=2), data=load_mnist(limit=6000))
-    result.model.save(folder / "small.npz")
+    small_run()[0].model.save(folder / "small.npz")
     assert export.main([str(folder / "small.npz"), "--html", str(folder / "digit.html")]) == 0
     return Model.load(folder / "small.npz"), folder / "small.npz", folder / "digit.html"
 
@@ -210,7 +210,7 @@ def test_the_page_stands_alone_and_names_its_model(trained, page):
     assert page.requests == [page_path.resolve().as_uri()]
     assert len(text) < 4 / 3 * model_path.stat().st_size + 40_000
     described = page.locator("#model").text_content()
-    assert "784-32-10" in described and "ReLU" in described and "test accuracy" in described and "%" in described
+    assert "784-64-10" in described and "ReLU" in described and "test accuracy" in described and "%" in described
 
 
 def test_classify_gives_predict_probas_probabilities(trained, page):
