@@ -113,7 +113,10 @@ def study_survives_killed_workers(folder: Path, url: str, more: int = 4, plots: 
     for number in stale:
         assert done[number].state.name == "FAIL"
         retry = [trial for trial in done if trial.system_attrs.get("failed_trial") == number]
-        assert len(retry) == 1 and retry[0].params == done[number].params
+        assert len(retry) == 1
+        if done[number].params:  # a trial killed before it drew its settings has none to repeat
+            assert retry[0].params == done[number].params
+    assert any(done[number].params for number in stale)  # the one the kill waited for, mid-epoch
     assert f"study 'killed': {trials} trials finished" in result.stdout
     if plots:
         assert sorted(path.name for path in (folder / "plots").iterdir()) == [
