@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -90,16 +91,18 @@ def study_survives_killed_workers(folder: Path, url: str, more: int = 4, plots: 
     """
     space = space_file(folder, SLOW_SPACE)
     command = tune_command(folder, url, "killed", 100, "--space", space, "--jobs", "2")
-    run = subprocess.Popen(
-        command, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
+    log = folder / "killed-run.log"
+    with open(log, "w") as output:
+        run = subprocess.Popen(command, cwd=folder, stdout=output, stderr=output, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
         while not both_workers_under_way(_trials_if_any(url)):
-            assert run.poll() is None and time.monotonic() < deadline, "the two workers did not get under way"
+            under_way = run.poll() is None and time.monotonic() < deadline
+            assert under_way, "the two workers did not get under way:\n" + log.read_text()[-2000:]
             time.sleep(0.05)
     finally:
-        os.killpg(run.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # already gone if it failed on its own
+            os.killpg(run.pid, signal.SIGKILL)
         run.wait()
     killed = trials_of(url, "killed")
     stale = [trial.number for trial in killed if trial.state.name == "RUNNING"]
