@@ -81,6 +81,7 @@ STATES_HOLDING_A_PLACE = ("COMPLETE", "PRUNED", "RUNNING", "WAITING")
 MAX_RETRIES = 3
 """How often a trial whose worker died is run again before it is given up."""
 POLL_SECONDS = 1.0
+SCHEMA_ATTEMPTS = 5
 
 
 class SpaceError(UsageError):
@@ -360,15 +361,23 @@ def open_storage(url: str, heartbeat: int = 10):
     callback_arg = "heartbeat_stale_trial_callback" if retry_class is not None else "failed_trial_callback"
     retry_class = retry_class or optuna.storages.RetryFailedTrialCallback
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                _with_driver(url),
-                engine_kwargs=engine,
-                heartbeat_interval=heartbeat,
-                grace_period=3 * heartbeat,
-                **{callback_arg: retry_class(max_retry=MAX_RETRIES)},
-            )
+        for attempt in range(SCHEMA_ATTEMPTS):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    return optuna.storages.RDBStorage(
+                        _with_driver(url),
+                        engine_kwargs=engine,
+                        heartbeat_interval=heartbeat,
+                        grace_period=3 * heartbeat,
+                        **{callback_arg: retry_class(max_retry=MAX_RETRIES)},
+                    )
+            except sqlalchemy.exc.SQLAlchemyError as exc:
+                # Two processes met a new database at once and both began to create its tables: the
+                # slower one finds them made by the other when it tries again.
+                if attempt == SCHEMA_ATTEMPTS - 1 or not _creating_twice(exc):
+                    raise
+                time.sleep(POLL_SECONDS)
     except sqlalchemy.exc.ArgumentError as exc:
         raise UsageError(f"{shown_url(url)} is not a storage URL Optuna can use ({_first_line(exc)})") from None
     except ImportError as exc:
@@ -378,6 +387,12 @@ def open_storage(url: str, heartbeat: int = 10):
         ) from None
     except (sqlalchemy.exc.SQLAlchemyError, ValueError, OSError) as exc:
         raise MnistXpError(f"cannot open the storage {shown_url(url)}: {_first_line(exc)}") from None
+
+
+def _creating_twice(exc: Exception) -> bool:
+    """Whether ``exc`` says that another process created the same tables or rows first."""
+    text = str(exc).lower()
+    return any(words in text for words in ("already exists", "unique constraint", "duplicate key"))
 
 
 def _with_driver(url: str) -> str:

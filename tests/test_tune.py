@@ -310,3 +310,18 @@ def test_train_arguments_spell_out_every_changed_setting():
         "--label-smoothing",
         "0.1",
     ]
+
+
+def test_processes_meeting_a_new_database_at_once_all_open_it(tmp_path):
+    """Workers started together on a fresh SQLite file race to create its tables; none of them fails."""
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    code = (
+        "import sys; from mnist_xp import tuning; tuning.open_storage(sys.argv[1]); print('opened')"
+    )
+    runs = [
+        subprocess.Popen([sys.executable, "-c", code, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    outcomes = [run.communicate(timeout=120) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0, 0, 0], [err for _, err in outcomes]
+    assert all(out.strip() == "opened" for out, _ in outcomes)
