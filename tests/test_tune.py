@@ -133,9 +133,11 @@ def study_survives_killed_workers(folder: Path, url: str, more: int = 4, plots: 
 
 
 def both_workers_under_way(trials: list) -> bool:
-    """Both workers have started trials, and one is running an epoch past its first (killed, it leaves a stale trial)."""
-    workers = {trial.user_attrs.get("worker") for trial in trials} - {None}
-    return len(workers) >= 2 and any(trial.state.name == "RUNNING" and trial.intermediate_values for trial in trials)
+    """Both workers are in the middle of a trial, each past its first epoch (killed, they leave stale trials that
+    have beaten their heartbeats), and neither is between two trials."""
+    running = [trial for trial in trials if trial.state.name == "RUNNING"]
+    workers = {trial.user_attrs.get("worker") for trial in running} - {None}
+    return len(workers) >= 2 and all(trial.intermediate_values for trial in running)
 
 
 def _trials_if_any(url: str) -> list:
