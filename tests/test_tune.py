@@ -74,7 +74,8 @@ def assert_consistent(trials: list, expected: int) -> None:
     numbers = [trial.number for trial in trials]
     assert len(set(numbers)) == len(numbers)
     assert sum(trial.state in FINISHED for trial in trials) == expected
-    assert not [trial.number for trial in trials if not trial.state.is_finished()]
+    unfinished = [(trial.number, trial.state.name, trial.params) for trial in trials if not trial.state.is_finished()]
+    assert not unfinished
     retried = {trial.system_attrs.get("failed_trial") for trial in trials if trial.state in FINISHED}
     for trial in trials:
         if trial.state == optuna.trial.TrialState.FAIL and not trial.user_attrs.get("surplus"):
