@@ -138,7 +138,9 @@ def both_workers_under_way(trials: list) -> bool:
     have beaten their heartbeats), and neither is between two trials."""
     running = [trial for trial in trials if trial.state.name == "RUNNING"]
     workers = {trial.user_attrs.get("worker") for trial in running} - {None}
-    return len(workers) >= 2 and all(trial.intermediate_values for trial in running)
+    return len(workers) >= 2 and all(
+        0 < len(trial.intermediate_values) < trial.params.get("epochs", 0) for trial in running
+    )  # each with an epoch still to go, so neither can finish between this look and the kill
 
 
 def _trials_if_any(url: str) -> list:
