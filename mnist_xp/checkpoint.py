@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from array_api_compat import is_array_api_obj
 from .backend import DTYPES, to_device, to_host
 from .errors import CheckpointError
 from .npzio import decode_description, read_npz, write_npz_atomically
-from .training import TrainState, history_from_records, history_records
+from .training import TrainState, history_from_records, history_records, is_finite_number, is_whole_number
 
 FORMAT = "mnist-xp-checkpoint"
 FORMAT_VERSION = 1
@@ -101,7 +100,7 @@ def _encode(tree, prefix: str, arrays: dict, counter: list | None = None):
     counter = [0] if counter is None else counter
     if isinstance(tree, (list, tuple)):
         return {type(tree).__name__: [_encode(item, prefix, arrays, counter) for item in tree]}
-    if _is_int(tree):
+    if is_whole_number(tree):
         return {"int": tree}
     if isinstance(tree, float):
         return {"float": tree}
@@ -146,19 +145,11 @@ def _parse_meta(path: Path, raw) -> dict:
     if not isinstance(meta["settings"], dict):
         raise CheckpointError(f"{path}: the run's settings are not a JSON object")
     for key in ("epoch", "step"):
-        if not _is_int(meta[key]) or meta[key] < 0:
+        if not is_whole_number(meta[key]) or meta[key] < 0:
             raise CheckpointError(f"{path}: {key} {meta[key]!r} is not a whole number >= 0")
     if meta["step"] < meta["epoch"]:
         raise CheckpointError(f"{path}: {meta['step']} steps cannot make {meta['epoch']} epochs")
     return meta
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_finite_number(value) -> bool:
-    return _is_int(value) or (isinstance(value, float) and math.isfinite(value))
 
 
 def _decode(path: Path, node, arrays: dict, used: set, what: str, depth: int = 0):
@@ -171,7 +162,7 @@ def _decode(path: Path, node, arrays: dict, used: set, what: str, depth: int = 0
     if kind in ("list", "tuple") and isinstance(value, list):
         items = [_decode(path, item, arrays, used, what, depth + 1) for item in value]
         return items if kind == "list" else tuple(items)
-    if kind == "int" and _is_int(value):
+    if kind == "int" and is_whole_number(value):
         return value
     if kind == "float" and isinstance(value, float):
         return value
@@ -210,7 +201,7 @@ def _check_params(path: Path, params) -> None:
 
 def _check_finite(path: Path, tree, what: str) -> None:
     leaves = _leaves(tree)
-    if not all(np.isfinite(leaf).all() if isinstance(leaf, np.ndarray) else _is_finite_number(leaf) for leaf in leaves):
+    if not all(np.isfinite(leaf).all() if isinstance(leaf, np.ndarray) else is_finite_number(leaf) for leaf in leaves):
         raise CheckpointError(f"{path}: NaN or infinite values in {what}")
 
 

@@ -67,9 +67,9 @@ def history_from_records(records) -> list[EpochResult]:
             raise ValueError(f"history record {number} has the wrong fields")
         metrics = record["metrics"]
         valid = (
-            _is_whole(record["epoch"])
+            is_whole_number(record["epoch"])
             and record["epoch"] == number
-            and all(_is_finite(record[key]) for key in ("loss", "seconds", "learning_rate"))
+            and all(is_finite_number(record[key]) for key in ("loss", "seconds", "learning_rate"))
             and isinstance(metrics, dict)
             and all(isinstance(name, str) and _is_scalar(value) for name, value in metrics.items())
         )
@@ -79,7 +79,8 @@ def history_from_records(records) -> list[EpochResult]:
     return results
 
 
-def _is_whole(value) -> bool:
+def is_whole_number(value) -> bool:
+    """An int that is not a bool (JSON's whole numbers)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -87,8 +88,9 @@ def _is_scalar(value) -> bool:
     return value is None or isinstance(value, (str, bool, int, float))
 
 
-def _is_finite(value) -> bool:
-    return _is_whole(value) or (isinstance(value, float) and math.isfinite(value))
+def is_finite_number(value) -> bool:
+    """A whole number or a finite float."""
+    return is_whole_number(value) or (isinstance(value, float) and math.isfinite(value))
 
 
 def batch_slices(n: int, batch_size: int | None):
