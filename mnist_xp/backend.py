@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
+import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from array_api_compat import array_namespace, is_cupy_array, is_cupy_namespace, is_numpy_array, is_numpy_namespace
@@ -29,6 +32,8 @@ __all__ = [
     "host_rng",
     "standard_normal",
     "serial_blas",
+    "row_blocks",
+    "map_blocks",
     "keep_freed_memory",
     "uniform_sampler",
     "STREAMS",
@@ -37,6 +42,9 @@ __all__ = [
 
 SERIAL_BLAS_MAX_ROWS = 64
 """Batches up to this many rows have products too small to share between CPU threads."""
+
+BLOCK_ROWS = 8192
+"""NumPy batches of more rows than this are split into blocks of at most this many, one per thread."""
 
 
 def namespace(device: str):
@@ -107,6 +115,21 @@ def standard_normal(rng: np.random.RandomState, xp, dtype: str):
     return normal
 
 
+@functools.cache
+def _blas_controller():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def _one_blas_thread():
+    try:
+        controller = _blas_controller()
+    except ImportError:
+        return contextlib.nullcontext()
+    return controller.limit(limits=1, user_api="blas")
+
+
 def serial_blas(array, rows: int):
     """A context in which NumPy's BLAS runs on one thread when batches of ``rows`` rows are small.
 
@@ -118,11 +141,43 @@ def serial_blas(array, rows: int):
     """
     if not is_numpy_array(array) or rows > SERIAL_BLAS_MAX_ROWS:
         return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+    return _one_blas_thread()
+
+
+def row_blocks(array, rows: int) -> list[tuple[int, int]]:
+    """Row ranges ``(start, stop)`` that split a batch of ``rows`` rows of ``array`` into blocks for ``map_blocks``.
+
+    A NumPy batch of more than ``BLOCK_ROWS`` rows becomes the fewest blocks of at most that
+    many rows, of sizes as equal as can be; any other batch stays one block. The split depends on
+    the row count alone, never on the number of cores, so a result computed block by block is
+    the same on every machine.
+    """
+    if not is_numpy_array(array) or rows <= BLOCK_ROWS:
+        return [(0, rows)]
+    count = -(-rows // BLOCK_ROWS)
+    bounds = [rows * i // count for i in range(count + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+@functools.cache
+def _block_pool() -> ThreadPoolExecutor:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return ThreadPoolExecutor(max_workers=cores or 1, thread_name_prefix="mnist-xp-block")
+
+
+def map_blocks(fn, blocks):
+    """``[fn(start, stop) for (start, stop) in blocks]``, with several blocks computed side by side.
+
+    NumPy's element-wise functions run on one core, and on large arrays they are bound by memory;
+    a block per core spreads them over every core the process may use, and keeps each block's
+    arrays small enough to stay in cache. NumPy and its BLAS release the GIL, so threads suffice;
+    meanwhile the BLAS runs on one thread, as each block has a core of its own. The results come
+    back in the blocks' order, whatever order they finish in.
+    """
+    if len(blocks) == 1:
+        return [fn(*blocks[0])]
+    with _one_blas_thread():
+        return list(_block_pool().map(lambda block: fn(*block), blocks))
 
 
 GLIBC_M_TRIM_THRESHOLD = -1

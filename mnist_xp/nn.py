@@ -175,6 +175,11 @@ class Dropout(NamedTuple):
     masks: list
     input_mask: object = None
 
+    def rows(self, start: int, stop: int) -> Dropout:
+        """The masks of the samples ``start`` to ``stop`` of the batch, for computing it in blocks of rows."""
+        input_mask = None if self.input_mask is None else self.input_mask[start:stop, ...]
+        return Dropout(self.rate, [mask[start:stop, ...] for mask in self.masks], input_mask)
+
 
 def dropout_mask(uniform, rate: float):
     """A mask from U[0, 1) draws: a unit is kept where its draw is >= ``rate``, and scaled by 1 / (1 - rate).
@@ -290,6 +295,36 @@ def loss_and_grads(params, X, Y, activation: str = "relu", dropout: Dropout | No
     grads = backward(params, outputs, Y, activation, dropout, probabilities)
     if l2:
         return value + l2_penalty(params, l2), add_l2_gradient(grads, params, l2)
+    return value, grads
+
+
+def loss_and_grads_in_blocks(
+    params, X, Y, blocks, map_blocks=None, activation: str = "relu", dropout: Dropout | None = None
+):
+    """``loss_and_grads`` of the batch (X, Y) without L2, computed block by block of its rows.
+
+    ``blocks`` are row ranges ``(start, stop)`` that cover the batch in order; ``map_blocks(fn,
+    blocks)``, if given, computes ``fn(start, stop)`` for every block, perhaps side by side
+    (the default computes them one after the other). The batch's mean loss and gradients are
+    the means of its blocks', each weighted by its share of the rows, summed in the blocks' order.
+    """
+    if len(blocks) == 1:
+        return loss_and_grads(params, X, Y, activation, dropout)
+    m = Y.shape[0]
+
+    def block(start, stop):
+        rows = None if dropout is None else dropout.rows(start, stop)
+        value, grads = loss_and_grads(params, X[start:stop, ...], Y[start:stop, ...], activation, rows)
+        weight = (stop - start) / m
+        return value * weight, [(dW * weight, db * weight) for dW, db in grads]
+
+    parts = map_blocks(block, blocks) if map_blocks is not None else [block(*rows) for rows in blocks]
+    value, grads = parts[0]
+    for part_value, part_grads in parts[1:]:
+        value = value + part_value
+        for (dW, db), (part_dW, part_db) in zip(grads, part_grads):
+            dW += part_dW
+            db += part_db
     return value, grads
 
 

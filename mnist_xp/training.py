@@ -17,7 +17,16 @@ import numpy as np
 from array_api_compat import array_namespace, device
 
 from . import augment, nn
-from .backend import host_generator, keep_freed_memory, serial_blas, synchronize, to_device, uniform_sampler
+from .backend import (
+    host_generator,
+    keep_freed_memory,
+    map_blocks,
+    row_blocks,
+    serial_blas,
+    synchronize,
+    to_device,
+    uniform_sampler,
+)
 from .schedules import constant
 
 
@@ -174,12 +183,14 @@ def train_step(
     With compacted inputs the first layer works on the kept rows of its weights; the gradient
     rows of the dropped inputs are exactly zero and are filled in as such. The L2 term is
     added afterwards on the whole weights, since it does not vanish on the dropped rows.
+    A large NumPy batch is computed in blocks of rows side by side (``backend.row_blocks``).
     """
     params = state.params
     if inputs.columns is not None:
         W, b = params[0]
         params = [(inputs.first_layer(W), b), *params[1:]]
-    loss, grads = nn.loss_and_grads(params, inputs.X, Y, activation, dropout)
+    blocks = row_blocks(inputs.X, inputs.X.shape[0])
+    loss, grads = nn.loss_and_grads_in_blocks(params, inputs.X, Y, blocks, map_blocks, activation, dropout)
     if inputs.columns is not None:
         grads[0] = (inputs.full_gradient(grads[0][0]), grads[0][1])
     if l2:
@@ -190,7 +201,9 @@ def train_step(
     return loss
 
 
-def batch_dropout(params, rows: int, rate: float, seed: int, epoch: int, batch: int, dtype: str, input_rate: float = 0.0):
+def batch_dropout(
+    params, rows: int, rate: float, seed: int, epoch: int, batch: int, dtype: str, input_rate: float = 0.0
+):
     """Dropout masks for batch ``batch`` of ``epoch``: a pure function of (seed, epoch, batch), as the batch order is.
 
     ``rate`` applies to the hidden layers, ``input_rate`` to the input pixels. None when neither
@@ -276,7 +289,9 @@ def fit(
                     masks = batch_dropout(state.params, stop - start, dropout, seed, epoch, batch, dtype, input_dropout)
                     Y_rows = xp.take(Y, rows, axis=0)
                     batch_inputs = shifted(inputs.take(rows), offsets, batch)
-                    loss = train_step(state, batch_inputs, Y_rows, optimizer, schedule(state.step), activation, masks, l2)
+                    loss = train_step(
+                        state, batch_inputs, Y_rows, optimizer, schedule(state.step), activation, masks, l2
+                    )
                     total = total + loss * ((stop - start) / n)
         synchronize(state.params[0][0])
         result = EpochResult(epoch, float(total), time.perf_counter() - started, rate)

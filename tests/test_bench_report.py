@@ -58,3 +58,16 @@ def test_report_refuses_an_unreadable_run_in_one_line(tmp_path, capsys):
     path.write_text("{not json")
     assert report.main([str(path)]) == 1
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_profile_step_prints_every_piece_and_the_machine(capsys):
+    from benchmarks import profile_step
+
+    assert profile_step.main(["--reps", "1", "--limit", "1000"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("CPU: ")
+    for heading in ("Full-batch SGD step, float32", "Full-batch SGD step, float64", "Adam step, batch 128"):
+        assert f"### {heading}" in text
+    pieces = ("| X W1 | product |", "| softmax and loss | element-wise |", "| floor: the five products |")
+    for piece in (*pieces, "| Adam update |"):
+        assert piece in text

@@ -1,0 +1,105 @@
+"""Large NumPy batches computed in blocks of rows, side by side: the same step, whatever the number of cores."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+from mnist_xp import backend as backends
+from mnist_xp import nn
+from mnist_xp.optim import adam
+from mnist_xp.training import TrainState, fit
+
+
+def problem(asarray, rows=300, sizes=(20, 16, 10), seed=0):
+    """Random inputs, one-hot targets (a 0/1 column for a single unit) and parameters, made by ``asarray``."""
+    rng = np.random.default_rng(seed)
+    X = asarray(rng.random((rows, sizes[0])))
+    labels = rng.integers(0, max(sizes[-1], 2), rows)
+    Y = asarray(np.eye(max(sizes[-1], 2))[labels][:, : sizes[-1]])
+    params = nn.init_params(list(sizes), lambda shape: asarray(rng.standard_normal(shape)))
+    return X, Y, params
+
+
+def blocks_of(rows, size):
+    return [(start, min(start + size, rows)) for start in range(0, rows, size)]
+
+
+@pytest.mark.parametrize("classes", [10, 1], ids=["softmax", "sigmoid"])
+@pytest.mark.parametrize("with_dropout", [False, True], ids=["plain", "dropout"])
+def test_loss_and_grads_in_blocks_equal_those_of_the_whole_batch(backend, classes, with_dropout):
+    X, Y, params = problem(backend.asarray, sizes=(20, 16, 12, classes))
+    dropout = None
+    if with_dropout:
+        rng = np.random.default_rng(1)
+        draws = [backend.asarray(rng.random((X.shape[0], W.shape[1]))) for W, _ in params[:-1]]
+        dropout = nn.dropout_masks(draws, 0.3)._replace(
+            input_mask=nn.dropout_mask(backend.asarray(rng.random(tuple(X.shape))), 0.2)
+        )
+    whole_loss, whole_grads = nn.loss_and_grads(params, X, Y, "relu", dropout)
+    loss, grads = nn.loss_and_grads_in_blocks(params, X, Y, blocks_of(300, 70), None, "relu", dropout)
+    assert float(loss) == pytest.approx(float(whole_loss), rel=1e-12)
+    for pair, whole_pair in zip(grads, whole_grads):
+        for part, whole in zip(pair, whole_pair):
+            np.testing.assert_allclose(backend.to_numpy(part), backend.to_numpy(whole), rtol=1e-10, atol=1e-14)
+
+
+def test_a_single_block_is_the_plain_step_itself(backend):
+    X, Y, params = problem(backend.asarray)
+    loss, grads = nn.loss_and_grads_in_blocks(params, X, Y, [(0, 300)])
+    whole_loss, whole_grads = nn.loss_and_grads(params, X, Y)
+    assert float(loss) == float(whole_loss)
+    for pair, whole_pair in zip(grads, whole_grads):
+        for part, whole in zip(pair, whole_pair):
+            np.testing.assert_array_equal(backend.to_numpy(part), backend.to_numpy(whole))
+
+
+def test_only_numpy_batches_over_the_block_size_are_split():
+    big = backends.BLOCK_ROWS * 7 + 3
+    X = np.zeros((1, 1))
+    blocks = backends.row_blocks(X, big)
+    assert len(blocks) == 8
+    assert blocks[0][0] == 0 and blocks[-1][1] == big
+    assert all(stop == next_start for (_, stop), (next_start, _) in zip(blocks, blocks[1:]))
+    sizes = [stop - start for start, stop in blocks]
+    assert max(sizes) <= backends.BLOCK_ROWS and max(sizes) - min(sizes) <= 1
+    assert backends.row_blocks(X, backends.BLOCK_ROWS) == [(0, backends.BLOCK_ROWS)]
+    strict = pytest.importorskip("array_api_strict")
+    assert backends.row_blocks(strict.asarray([1.0]), big) == [(0, big)]
+
+
+def test_map_blocks_keeps_the_order_and_runs_the_blas_on_one_thread_meanwhile():
+    def block(start, stop):
+        threads = {info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"}
+        return start, stop, threads
+
+    blocks = blocks_of(100, 10)
+    results = backends.map_blocks(block, blocks)
+    assert [(start, stop) for start, stop, _ in results] == blocks
+    assert all(threads == {1} for _, _, threads in results)
+
+
+def train_full_batch(X, Y, params, epochs=3):
+    optimizer = adam()
+    state = TrainState([(W.copy(), b.copy()) for W, b in params], optimizer.init(params))
+    return fit(state, X, Y, optimizer=optimizer, learning_rate=1e-2, epochs=epochs, dropout=0.2, seed=3).params
+
+
+def test_blocked_training_is_bit_for_bit_the_same_on_one_core_or_several(monkeypatch):
+    X, Y, params = problem(np.asarray)
+    monkeypatch.setattr(backends, "BLOCK_ROWS", 64)
+    assert len(backends.row_blocks(X, X.shape[0])) == 5
+    several = train_full_batch(X, Y, params)
+    monkeypatch.setattr(backends, "_block_pool", lambda: ThreadPoolExecutor(max_workers=1))
+    one = train_full_batch(X, Y, params)
+    for pair, other in zip(several, one):
+        for a, b in zip(pair, other):
+            np.testing.assert_array_equal(a, b)
+    monkeypatch.setattr(backends, "BLOCK_ROWS", 10_000)
+    whole = train_full_batch(X, Y, params)
+    for pair, other in zip(several, whole):
+        for a, b in zip(pair, other):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
