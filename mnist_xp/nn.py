@@ -13,9 +13,28 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
-from array_api_compat import array_namespace, device
+from array_api_compat import array_namespace, device, is_cupy_array, is_numpy_array
 
 LEAKY_RELU_SLOPE = 0.01
+
+_NAMESPACES: dict = {}
+
+
+def namespace_of(*arrays):
+    """``array_namespace(*arrays)``, remembered for each type of NumPy or CuPy array.
+
+    A training step asks a dozen times; looking the namespace up afresh costs a few
+    microseconds each time, about a twentieth of a batch-128 step. Other array types (such as
+    array-api-strict's) are looked up every time.
+    """
+    if len(arrays) == 1:
+        xp = _NAMESPACES.get(type(arrays[0]))
+        if xp is not None:
+            return xp
+    xp = array_namespace(*arrays)
+    if len(arrays) == 1 and (is_numpy_array(arrays[0]) or is_cupy_array(arrays[0])):
+        _NAMESPACES[type(arrays[0])] = xp
+    return xp
 
 
 class Activation(NamedTuple):
@@ -30,26 +49,26 @@ class Activation(NamedTuple):
 
 
 def relu(z):
-    return array_namespace(z).maximum(z, 0.0)
+    return namespace_of(z).maximum(z, 0.0)
 
 
 def relu_derivative(a):
-    xp = array_namespace(a)
+    xp = namespace_of(a)
     return xp.astype(a > 0, a.dtype)
 
 
 def leaky_relu(z, slope: float = LEAKY_RELU_SLOPE):
-    return array_namespace(z).where(z > 0, z, slope * z)
+    return namespace_of(z).where(z > 0, z, slope * z)
 
 
 def leaky_relu_derivative(a, slope: float = LEAKY_RELU_SLOPE):
-    xp = array_namespace(a)
+    xp = namespace_of(a)
     return slope + (1.0 - slope) * xp.astype(a > 0, a.dtype)
 
 
 def sigmoid(z):
     """The logistic function, via tanh so that no exponential can overflow."""
-    return 0.5 * (array_namespace(z).tanh(0.5 * z) + 1.0)
+    return 0.5 * (namespace_of(z).tanh(0.5 * z) + 1.0)
 
 
 def sigmoid_derivative(a):
@@ -57,7 +76,7 @@ def sigmoid_derivative(a):
 
 
 def tanh(z):
-    return array_namespace(z).tanh(z)
+    return namespace_of(z).tanh(z)
 
 
 def tanh_derivative(a):
@@ -77,7 +96,7 @@ def _shifted_exponentials(logits):
 
     Softmax and log-softmax both start here; with the maximum subtracted, exp never overflows.
     """
-    xp = array_namespace(logits)
+    xp = namespace_of(logits)
     shifted = logits - xp.max(logits, axis=1, keepdims=True)
     exponentials = xp.exp(shifted)
     return shifted, exponentials, xp.sum(exponentials, axis=1, keepdims=True)
@@ -91,11 +110,11 @@ def softmax(logits):
 
 def log_softmax(logits):
     shifted, _, total = _shifted_exponentials(logits)
-    return shifted - array_namespace(logits).log(total)
+    return shifted - namespace_of(logits).log(total)
 
 
 def _mean_cross_entropy(log_probabilities, Y):
-    return -array_namespace(Y).sum(Y * log_probabilities) / Y.shape[0]
+    return -namespace_of(Y).sum(Y * log_probabilities) / Y.shape[0]
 
 
 def categorical_cross_entropy(logits, Y):
@@ -105,7 +124,7 @@ def categorical_cross_entropy(logits, Y):
 
 def binary_cross_entropy(logits, Y):
     """Mean binary cross-entropy of sigmoid(logits) against Y in {0, 1}, stable for any logit."""
-    xp = array_namespace(logits, Y)
+    xp = namespace_of(logits, Y)
     per_sample = xp.maximum(logits, 0.0) - logits * Y + xp.log1p(xp.exp(-xp.abs(logits)))
     return xp.sum(per_sample) / logits.shape[0]
 
@@ -128,7 +147,7 @@ def output_probabilities_and_loss(logits, Y):
     if logits.shape[1] == 1:
         return sigmoid(logits), binary_cross_entropy(logits, Y)
     shifted, exponentials, total = _shifted_exponentials(logits)
-    log_probabilities = shifted - array_namespace(logits).log(total)
+    log_probabilities = shifted - namespace_of(logits).log(total)
     return exponentials / total, _mean_cross_entropy(log_probabilities, Y)
 
 
@@ -159,7 +178,7 @@ def init_params(layer_sizes, normal, scheme: str = "he"):
     params = []
     for fan_in, fan_out in zip(layer_sizes[:-1], layer_sizes[1:]):
         W = normal((fan_in, fan_out)) * scale(fan_in)
-        xp = array_namespace(W)
+        xp = namespace_of(W)
         params.append((W, xp.zeros((fan_out,), dtype=W.dtype, device=device(W))))
     return params
 
@@ -186,7 +205,7 @@ def dropout_mask(uniform, rate: float):
 
     The scaling keeps the expected activation unchanged, so evaluation needs no dropout and no rescaling.
     """
-    xp = array_namespace(uniform)
+    xp = namespace_of(uniform)
     return xp.astype(uniform >= rate, uniform.dtype) / (1.0 - rate)
 
 
@@ -197,7 +216,7 @@ def dropout_masks(uniforms, rate: float) -> Dropout:
 
 def l2_penalty(params, l2: float):
     """The L2 penalty (l2 / 2) * sum of squared weights; biases are not penalised."""
-    xp = array_namespace(params[0][0])
+    xp = namespace_of(params[0][0])
     return 0.5 * l2 * sum(xp.sum(W * W) for W, _ in params)
 
 
@@ -247,7 +266,7 @@ def column_sums(a):
     for 60,000 x 128 float32 about 25 µs instead of 830 on a GPU (CuPy), 2.9 ms instead of 3.9
     on two CPU cores (NumPy), and with a smaller rounding error.
     """
-    xp = array_namespace(a)
+    xp = namespace_of(a)
     ones = xp.ones((1, a.shape[0]), dtype=a.dtype, device=device(a))
     return (ones @ a)[0, :]
 
@@ -330,7 +349,7 @@ def loss_and_grads_in_blocks(
 
 def predicted_class(probabilities):
     """The most probable class of each row (for a single sigmoid unit: 1 where p > 0.5)."""
-    xp = array_namespace(probabilities)
+    xp = namespace_of(probabilities)
     if probabilities.shape[1] == 1:
         return xp.astype(probabilities[:, 0] > 0.5, xp.int64)
     return xp.argmax(probabilities, axis=1)

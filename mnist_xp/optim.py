@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
-from array_api_compat import array_namespace
+from .nn import namespace_of
 
 
 class Optimizer(NamedTuple):
@@ -18,7 +18,7 @@ class Optimizer(NamedTuple):
 
 
 def _zeros_like(params):
-    xp = array_namespace(params[0][0])
+    xp = namespace_of(params[0][0])
     return [(xp.zeros_like(W), xp.zeros_like(b)) for W, b in params]
 
 
@@ -82,7 +82,7 @@ def adam(beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-7, weight
         for pair, grad_pair, m_pair, v_pair in zip(params, grads, first, second):
             updated, ms, vs = [], [], []
             for p, g, m, v in zip(pair, grad_pair, m_pair, v_pair):
-                xp = array_namespace(p)
+                xp = namespace_of(p)
                 # m + (1 - beta1)(g - m) is beta1 m + (1 - beta1) g; each new array is written in place.
                 m_new = g - m
                 m_new *= 1 - beta1

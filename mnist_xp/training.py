@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -131,7 +131,7 @@ class CompactInputs:
 
     def take(self, rows) -> CompactInputs:
         """The samples ``rows`` (an index array) of these inputs."""
-        return replace(self, X=array_namespace(self.X).take(self.X, rows, axis=0))
+        return CompactInputs(nn.namespace_of(self.X).take(self.X, rows, axis=0), self.columns, self.gradient_rows)
 
     def first_layer(self, W):
         """The rows of the first layer's weights that meet the kept columns."""
