@@ -64,12 +64,20 @@ def render(run: dict) -> str:
         "| work | device | dtype | ours (s) | floor (s) | Keras (s) | PyTorch (s) | ours/floor | ours/Keras | ours/PyTorch |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for (work, device, dtype, batch), times in sorted(medians(run).items(), key=lambda item: (item[0][0] != "step", item[0])):
+    rows = sorted(medians(run).items(), key=lambda item: (item[0][0] != "step", item[0]))
+    variants = []
+    for (work, device, dtype, batch), times in rows:
         ours = times.get("ours")
         name = WORK_NAMES.get(work, work).format(batch=batch)
         cells = [name, device, dtype, seconds(ours), *(seconds(times.get(impl)) for impl, _ in PEERS)]
         cells += [ratio(ours, times.get(impl)) for impl, _ in PEERS]
         lines.append("| " + " | ".join(cells) + " |")
+        for impl in sorted(impl for impl in times if impl.startswith("ours-")):
+            cells = [name, device, dtype, impl.removeprefix("ours-"), seconds(times[impl]), ratio(ours, times[impl])]
+            variants.append("| " + " | ".join(cells) + " |")
+    if variants:
+        lines += ["", "Our step against its own variants (ours/variant below 1 means the step as shipped is faster):", ""]
+        lines += ["| work | device | dtype | variant | variant (s) | ours/variant |", "|---|---|---|---|---:|---:|", *variants]
     return "\n".join(lines)
 
 

@@ -1,6 +1,7 @@
 """One epoch of Adam (Keras's defaults) over the 60,000 training images at batch 32 and 128.
 
-``ours`` is ``training.fit`` for one more epoch; Keras runs ``fit`` for one epoch; PyTorch
+``ours`` is ``training.fit`` for one more epoch, with the update as ``train`` runs it (``ours-unfused``:
+without the backend's single-pass kernel); Keras runs ``fit`` for one epoch; PyTorch
 an eager loop with ``torch.optim.Adam`` set to Keras's epsilon. Each library shuffles its
 own way; the work (one forward, backward and update per batch) is the same. Ours and PyTorch
 also run on the GPU where there is one (Keras only on the CPU).
@@ -25,19 +26,23 @@ def record_epoch(benchmark, impl, device, n, batch_size):
     record(benchmark, impl=impl, work="adam-epoch", device=device, dtype=DTYPE, samples=n, flop=step_flop(n), batch=batch_size)
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "unfused"])
 @pytest.mark.parametrize("batch_size", BATCH_SIZES)
-def test_ours_adam_epoch(benchmark, device, batch_size, train_limit):
+def test_ours_adam_epoch(benchmark, device, batch_size, fused, train_limit):
+    """``ours`` updates with the backend's single-pass kernel where it has one, as ``train`` does; ``ours-unfused``
+    with ``optim.adam``'s own lines."""
     X, Y, _ = mnist(device, DTYPE, train_limit)
     xp = backend.namespace(device)
     params = [(backend.to_device(W, xp), backend.to_device(b, xp)) for W, b in host_params(DTYPE)]
-    optimizer = adam()
+    kernels = backend.fused_kernels(xp) if fused else None
+    optimizer = adam(kernel=kernels and kernels.adam)
     state = TrainState(params, optimizer.init(params))
 
     def one_epoch():
         return fit(state, X, Y, optimizer=optimizer, learning_rate=ADAM_LR, epochs=state.epoch + 1, batch_size=batch_size, seed=SEED)
 
     benchmark.pedantic(one_epoch, **ROUNDS)
-    record_epoch(benchmark, "ours", device, X.shape[0], batch_size)
+    record_epoch(benchmark, "ours" if fused else "ours-unfused", device, X.shape[0], batch_size)
 
 
 @pytest.mark.parametrize("batch_size", BATCH_SIZES)

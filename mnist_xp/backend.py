@@ -34,6 +34,7 @@ __all__ = [
     "serial_blas",
     "row_blocks",
     "map_blocks",
+    "fused_kernels",
     "keep_freed_memory",
     "uniform_sampler",
     "STREAMS",
@@ -178,6 +179,22 @@ def map_blocks(fn, blocks):
         return [fn(*blocks[0])]
     with _one_blas_thread():
         return list(_block_pool().map(lambda block: fn(*block), blocks))
+
+
+def fused_kernels(xp):
+    """Single-pass optimizer updates for arrays of namespace ``xp`` (``kernels.Kernels``), or None.
+
+    On NumPy with Numba installed (the ``numba`` extra), ``kernels.KERNELS``: they give the
+    update rules' results bit for bit, in one pass instead of up to a dozen. Elsewhere (CuPy,
+    other namespaces, or without Numba) None, and the rules run their own lines.
+    """
+    if not is_numpy_namespace(xp):
+        return None
+    try:
+        from .kernels import KERNELS
+    except ImportError:
+        return None
+    return KERNELS
 
 
 GLIBC_M_TRIM_THRESHOLD = -1

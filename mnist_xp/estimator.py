@@ -212,7 +212,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         xp = namespace(self.device)
         rows = X.shape[0] if config.full_batch else min(config.batch_size, X.shape[0])
         config = replace(config, l2=config.l2 / rows)
-        optimizer = make_optimizer(config)
+        optimizer = make_optimizer(config, xp)
         layer_sizes = [X.shape[1], *config.hidden, n_classes]
         if continuing:
             self._check_continuable(self._state, layer_sizes, config, xp)

@@ -16,7 +16,7 @@ from array_api_compat import array_namespace
 
 from . import checkpoint as checkpoints
 from . import guard, nn, resume, schedules
-from .backend import device_name, host_rng, namespace, standard_normal
+from .backend import device_name, fused_kernels, host_rng, namespace, standard_normal
 from .config import ADAMW_WEIGHT_DECAY, DEFAULT, TrainConfig, recipe
 from .data import Dataset, load
 from .errors import UsageError
@@ -27,15 +27,20 @@ from .training import EpochResult, TrainState, batch_slices, fit, history_record
 from .validation import EarlyStopping, carve
 
 
-def make_optimizer(config: TrainConfig) -> Optimizer:
-    """The update rule that ``config`` names, with its momentum and weight decay."""
+def make_optimizer(config: TrainConfig, xp=None) -> Optimizer:
+    """The update rule that ``config`` names, with its momentum and weight decay.
+
+    Given the namespace ``xp`` of the arrays it will update, the rule uses the backend's
+    single-pass kernel for them where there is one (``backend.fused_kernels``); same results.
+    """
+    kernels = None if xp is None else fused_kernels(xp)
     name = config.optimizer
     if name == "sgd":
-        return sgd()
+        return sgd(kernel=kernels and kernels.sgd)
     if name in ("momentum", "nesterov"):
-        return momentum(config.momentum, nesterov=name == "nesterov")
+        return momentum(config.momentum, nesterov=name == "nesterov", kernel=kernels and kernels.momentum)
     decay = ADAMW_WEIGHT_DECAY if config.weight_decay is None else config.weight_decay
-    return adam(weight_decay=decay if name == "adamw" else 0.0)
+    return adam(weight_decay=decay if name == "adamw" else 0.0, kernel=kernels and kernels.adam)
 
 
 def make_schedule(config: TrainConfig, steps_per_epoch: int) -> schedules.Schedule:
@@ -58,8 +63,9 @@ def initial_state(config: TrainConfig, layer_sizes: list[int], xp, optimizer: Op
     return TrainState(params, optimizer.init(params))
 
 
-def fit_config(config: TrainConfig, state: TrainState, X, Y, *, optimizer: Optimizer, epochs: int | None = None,
-               on_epoch=None) -> TrainState:
+def fit_config(
+    config: TrainConfig, state: TrainState, X, Y, *, optimizer: Optimizer, epochs: int | None = None, on_epoch=None
+) -> TrainState:
     """``training.fit`` from ``state`` with every setting of ``config``, until ``epochs`` (default ``config.epochs``)."""
     batch = None if config.full_batch else config.batch_size
     return fit(
@@ -146,7 +152,7 @@ def train(
     n_train = data.X_train.shape[0]
     layer_sizes = [data.X_train.shape[1], *config.hidden, data.Y_train.shape[1]]
     batch = None if config.full_batch else config.batch_size
-    optimizer = make_optimizer(config)
+    optimizer = make_optimizer(config, xp)
     if saved is None:
         state = initial_state(config, layer_sizes, xp, optimizer)
     else:

@@ -71,3 +71,12 @@ def test_profile_step_prints_every_piece_and_the_machine(capsys):
     pieces = ("| X W1 | product |", "| softmax and loss | element-wise |", "| floor: the five products |")
     for piece in (*pieces, "| Adam update |"):
         assert piece in text
+
+
+def test_report_sets_our_step_against_its_own_variants(tmp_path, capsys):
+    path = tmp_path / "run.json"
+    benchmarks = [bench("ours", "adam-epoch", 0.3, batch=128), bench("ours-unfused", "adam-epoch", 0.4, batch=128)]
+    path.write_text(json.dumps(run_with({}, benchmarks)))
+    assert report.main([str(path)]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if "| unfused |" in line)
+    assert row.split("|")[4:7] == [" unfused ", " 0.400 ", " 0.75 "]

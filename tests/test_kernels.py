@@ -1,0 +1,103 @@
+"""The single-pass optimizer kernels give the update rules' own results, bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba", reason="the fused kernels need Numba (the numba extra)")
+
+from mnist_xp import backend, kernels, optim  # noqa: E402
+from mnist_xp.config import DEFAULT, TrainConfig  # noqa: E402
+from mnist_xp.trainer import make_optimizer  # noqa: E402
+from mnist_xp.training import TrainState, fit  # noqa: E402
+
+RULES = {
+    "sgd": lambda kernel: optim.sgd(kernel=kernel and kernel.sgd),
+    "momentum": lambda kernel: optim.momentum(0.9, kernel=kernel and kernel.momentum),
+    "nesterov": lambda kernel: optim.momentum(0.8, nesterov=True, kernel=kernel and kernel.momentum),
+    "adam": lambda kernel: optim.adam(kernel=kernel and kernel.adam),
+    "adamw": lambda kernel: optim.adam(beta1=0.8, epsilon=1e-6, weight_decay=0.05, kernel=kernel and kernel.adam),
+}
+
+
+def awkward_values(rng, shape, dtype):
+    """Normal draws at many scales, with exact zeros, tiny and huge values mixed in."""
+    values = rng.standard_normal(shape) * 10.0 ** rng.integers(-12, 4, shape)
+    values[rng.random(shape) < 0.1] = 0.0
+    return values.astype(dtype)
+
+
+def parameters(rng, dtype, shapes=((7, 5), (5,), (5, 3), (3,))):
+    arrays = [awkward_values(rng, shape, dtype) for shape in shapes]
+    return list(zip(arrays[::2], arrays[1::2]))
+
+
+def assert_identical(a, b):
+    if isinstance(a, (list, tuple)):
+        assert type(a) is type(b) and len(a) == len(b)
+        for x, y in zip(a, b):
+            assert_identical(x, y)
+    elif isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_array_equal(a, b, strict=True)
+        assert np.array_equal(np.signbit(a), np.signbit(b))
+    else:
+        assert a == b
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("rule", sorted(RULES))
+def test_each_kernel_gives_its_rule_s_results_bit_for_bit_step_after_step(rule, dtype):
+    rng = np.random.default_rng(7)
+    reference, fused = RULES[rule](None), RULES[rule](kernels.KERNELS)
+    params = parameters(rng, dtype)
+    state_ref = reference.init(params)
+    state_fused = fused.init(params)
+    params_ref = params_fused = params
+    for step, rate in enumerate([0.1, 1e-3, 0.0, 3.0, 1e-7]):
+        grads = parameters(np.random.default_rng(step), dtype)
+        params_ref, state_ref = reference.update(params_ref, grads, state_ref, rate)
+        params_fused, state_fused = fused.update(params_fused, grads, state_fused, rate)
+        assert_identical(params_fused, params_ref)
+        assert_identical(state_fused, state_ref)
+
+
+def test_kernels_decline_arrays_they_do_not_take_and_the_rule_runs_its_own_lines():
+    rng = np.random.default_rng(1)
+    p = rng.standard_normal((6, 4))
+    g = rng.standard_normal((6, 4))
+    assert kernels.sgd(p, g, 0.1) is not None
+    assert kernels.sgd(np.asfortranarray(p), g, 0.1) is None
+    assert kernels.sgd(p[:, ::2], g[:, ::2], 0.1) is None
+    assert kernels.sgd(p, g.astype(np.float32), 0.1) is None
+    assert kernels.sgd(p.astype(np.float16), g.astype(np.float16), 0.1) is None
+    rule = optim.sgd(kernel=kernels.KERNELS.sgd)
+    transposed = [(p.T, p[0])]
+    (W, b), *_ = rule.update(transposed, [(g.T, g[0])], rule.init(transposed), 0.1)[0]
+    np.testing.assert_array_equal(W, p.T - 0.1 * g.T)
+
+
+def test_the_backend_offers_the_kernels_for_numpy_only():
+    assert backend.fused_kernels(backend.namespace("cpu")) is kernels.KERNELS
+    strict = pytest.importorskip("array_api_strict")
+    assert backend.fused_kernels(backend.array_namespace(strict.asarray(0.0))) is None
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "adam", "adamw"])
+def test_training_with_the_kernels_is_bit_for_bit_training_without(optimizer):
+    rng = np.random.default_rng(3)
+    X = rng.random((200, 12)).astype(np.float32)
+    Y = np.eye(4, dtype=np.float32)[rng.integers(0, 4, 200)]
+    config = TrainConfig(**{**DEFAULT.__dict__, "optimizer": optimizer})
+    results = []
+    for xp in (None, backend.namespace("cpu")):
+        rule = make_optimizer(config, xp)
+        start = [
+            (W.copy(), b.copy())
+            for W, b in parameters(np.random.default_rng(4), "float32", ((12, 8), (8,), (8, 4), (4,)))
+        ]
+        state = TrainState(start, rule.init(start))
+        fit(state, X, Y, optimizer=rule, learning_rate=0.05, epochs=3, batch_size=32, dropout=0.1, l2=1e-3, seed=1)
+        results.append((state.params, state.opt_state))
+    assert_identical(results[1], results[0])
