@@ -32,22 +32,13 @@ def _sgd(p, g, p_new, rate):
         p_new[i] = p[i] - rate * g[i]
 
 
-@numba.njit(_signatures(5, 2), cache=True, nogil=True, error_model="numpy")
-def _momentum(p, g, v, p_new, v_new, rate, beta):
+@numba.njit(_signatures(5, 3), cache=True, nogil=True, error_model="numpy")
+def _momentum(p, g, v, p_new, v_new, rate, beta, nesterov):
     for i in range(p.shape[0]):
         step = g[i] * rate
         velocity = v[i] * beta - step
         v_new[i] = velocity
-        p_new[i] = p[i] + velocity
-
-
-@numba.njit(_signatures(5, 2), cache=True, nogil=True, error_model="numpy")
-def _nesterov(p, g, v, p_new, v_new, rate, beta):
-    for i in range(p.shape[0]):
-        step = g[i] * rate
-        velocity = v[i] * beta - step
-        v_new[i] = velocity
-        p_new[i] = (velocity * beta + p[i]) - step
+        p_new[i] = (velocity * beta + p[i]) - step if nesterov != 0 else p[i] + velocity
 
 
 @numba.njit(_signatures(7, 6), cache=True, nogil=True, error_model="numpy")
@@ -96,9 +87,8 @@ def momentum(p, g, v, rate, beta, nesterov):
     if flat is None:
         return None
     arrays, out = _outputs(p, 2)
-    kernel = _nesterov if nesterov else _momentum
     kind = p.dtype.type
-    kernel(*flat, *out, kind(rate), kind(beta))
+    _momentum(*flat, *out, kind(rate), kind(beta), kind(bool(nesterov)))
     return tuple(arrays)
 
 
