@@ -166,6 +166,11 @@ def _block_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=cores or 1, thread_name_prefix="mnist-xp-block")
 
 
+if hasattr(os, "register_at_fork"):
+    # A forked child inherits the pool but not its threads: it makes a pool of its own.
+    os.register_at_fork(after_in_child=_block_pool.cache_clear)
+
+
 def map_blocks(fn, blocks):
     """``[fn(start, stop) for (start, stop) in blocks]``, with several blocks computed side by side.
 

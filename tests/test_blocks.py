@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -80,6 +83,28 @@ def test_map_blocks_keeps_the_order_and_runs_the_blas_on_one_thread_meanwhile():
     results = backends.map_blocks(block, blocks)
     assert [(start, stop) for start, stop, _ in results] == blocks
     assert all(threads == {1} for _, _, threads in results)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_can_still_compute_blocks():
+    blocks = blocks_of(40, 10)
+    assert backends.map_blocks(lambda start, stop: stop - start, blocks) == [10] * 4
+    child = os.fork()
+    if child == 0:
+        try:
+            os._exit(0 if backends.map_blocks(lambda start, stop: start, blocks) == [0, 10, 20, 30] else 1)
+        finally:
+            os._exit(2)
+    for _ in range(200):
+        done, status = os.waitpid(child, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+        pytest.fail("the forked child hung in map_blocks")
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def train_full_batch(X, Y, params, epochs=3):
