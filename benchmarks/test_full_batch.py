@@ -1,7 +1,7 @@
 """One full-batch training step on all 60,000 training images, and its parts, against the peers.
 
-``ours`` is ``training.train_step`` on ``training.compact_inputs`` with the update rule ``train``
-makes (what ``fit`` runs); ``ours-plain`` the same step on the inputs as loaded; ``floor`` only the five matrix products
+``ours`` is ``training.train_step`` on ``training.compact_inputs`` (what ``fit`` runs);
+``ours-plain`` the same step on the inputs as loaded; ``floor`` only the five matrix products
 a step cannot avoid, on the inputs as loaded, with the same library.
 """
 
@@ -56,8 +56,7 @@ def test_backward(benchmark, device, dtype, train_limit):
 def test_step(benchmark, device, dtype, compact, train_limit):
     X, Y, _ = mnist(device, dtype, train_limit)
     params = device_params(device, dtype)
-    kernels = backend.fused_kernels(backend.namespace(device))
-    optimizer = sgd(kernel=kernels and kernels.sgd)
+    optimizer = sgd()
     state = TrainState(params, optimizer.init(params))
     inputs = compact_inputs(X) if compact else CompactInputs(X, None)
     benchmark.pedantic(synchronized(lambda: train_step(state, inputs, Y, optimizer, SGD_LR), X), **ROUNDS)

@@ -2,7 +2,8 @@
 
 ``optim.py`` writes each update rule once against the array API: for Adam that is a dozen
 passes over every parameter array, each its own NumPy call, and on a batch of 128 the passes
-over the first layer's weights took a third of the step. These kernels do the same arithmetic,
+over the first layer's weights took a third of the step (plain SGD's two passes gain nothing
+from fusing, and have no kernel). These kernels do the same arithmetic,
 in the same order and precision, in one pass, so their results are those of ``optim.py`` bit
 for bit (``tests/test_kernels.py`` checks it). ``backend.fused_kernels`` hands them to the
 optimizers for NumPy arrays; each returns None for arrays it does not take (another dtype or
@@ -24,12 +25,6 @@ FLOAT_TYPES = (np.float32, np.float64)
 def _signatures(arrays: int, scalars: int) -> list:
     """One signature per float type: ``arrays`` contiguous 1-D arrays, then ``scalars`` numbers, all of that type."""
     return [numba.void(*([numba.from_dtype(t)[::1]] * arrays + [numba.from_dtype(t)] * scalars)) for t in FLOAT_TYPES]
-
-
-@numba.njit(_signatures(3, 1), cache=True, nogil=True, error_model="numpy")
-def _sgd(p, g, p_new, rate):
-    for i in range(p.shape[0]):
-        p_new[i] = p[i] - rate * g[i]
 
 
 @numba.njit(_signatures(5, 3), cache=True, nogil=True, error_model="numpy")
@@ -71,16 +66,6 @@ def _outputs(like, count: int):
     return arrays, [a.reshape(-1) for a in arrays]
 
 
-def sgd(p, g, rate):
-    """``p - rate * g``, or None for arrays this kernel does not take."""
-    flat = _flat([p, g])
-    if flat is None:
-        return None
-    (p_new,), (p_flat,) = _outputs(p, 1)
-    _sgd(*flat, p_flat, p.dtype.type(rate))
-    return p_new
-
-
 def momentum(p, g, v, rate, beta, nesterov):
     """``(p_new, v_new)`` as ``optim.momentum`` computes them, or None for arrays this kernel does not take."""
     flat = _flat([p, g, v])
@@ -108,9 +93,8 @@ def adam(p, g, m, v, keep1, keep2, epsilon, step, decay, decoupled):
 
 
 class Kernels(NamedTuple):
-    sgd: object
     momentum: object
     adam: object
 
 
-KERNELS = Kernels(sgd, momentum, adam)
+KERNELS = Kernels(momentum, adam)

@@ -26,20 +26,14 @@ def _zeros_like(params):
     return [(xp.zeros_like(W), xp.zeros_like(b)) for W, b in params]
 
 
-def sgd(kernel=None) -> Optimizer:
+def sgd() -> Optimizer:
     """Plain gradient descent: p <- p - lr * g."""
 
     def init(params):
         return []
 
-    def step(p, g, learning_rate):
-        fused = None if kernel is None else kernel(p, g, learning_rate)
-        return p - learning_rate * g if fused is None else fused
-
     def update(params, grads, state, learning_rate):
-        new_params = [
-            (step(W, dW, learning_rate), step(b, db, learning_rate)) for (W, b), (dW, db) in zip(params, grads)
-        ]
+        new_params = [(W - learning_rate * dW, b - learning_rate * db) for (W, b), (dW, db) in zip(params, grads)]
         return new_params, state
 
     return Optimizer(init, update)

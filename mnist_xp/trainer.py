@@ -30,13 +30,13 @@ from .validation import EarlyStopping, carve
 def make_optimizer(config: TrainConfig, xp=None) -> Optimizer:
     """The update rule that ``config`` names, with its momentum and weight decay.
 
-    Given the namespace ``xp`` of the arrays it will update, the rule uses the backend's
+    Given the namespace ``xp`` of the arrays it will update, momentum and Adam use the backend's
     single-pass kernel for them where there is one (``backend.fused_kernels``); same results.
     """
-    kernels = None if xp is None else fused_kernels(xp)
     name = config.optimizer
     if name == "sgd":
-        return sgd(kernel=kernels and kernels.sgd)
+        return sgd()
+    kernels = None if xp is None else fused_kernels(xp)
     if name in ("momentum", "nesterov"):
         return momentum(config.momentum, nesterov=name == "nesterov", kernel=kernels and kernels.momentum)
     decay = ADAMW_WEIGHT_DECAY if config.weight_decay is None else config.weight_decay

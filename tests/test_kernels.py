@@ -13,7 +13,6 @@ from mnist_xp.trainer import make_optimizer  # noqa: E402
 from mnist_xp.training import TrainState, fit  # noqa: E402
 
 RULES = {
-    "sgd": lambda kernel: optim.sgd(kernel=kernel and kernel.sgd),
     "momentum": lambda kernel: optim.momentum(0.9, kernel=kernel and kernel.momentum),
     "nesterov": lambda kernel: optim.momentum(0.8, nesterov=True, kernel=kernel and kernel.momentum),
     "adam": lambda kernel: optim.adam(kernel=kernel and kernel.adam),
@@ -65,17 +64,19 @@ def test_each_kernel_gives_its_rule_s_results_bit_for_bit_step_after_step(rule, 
 
 def test_kernels_decline_arrays_they_do_not_take_and_the_rule_runs_its_own_lines():
     rng = np.random.default_rng(1)
-    p = rng.standard_normal((6, 4))
-    g = rng.standard_normal((6, 4))
-    assert kernels.sgd(p, g, 0.1) is not None
-    assert kernels.sgd(np.asfortranarray(p), g, 0.1) is None
-    assert kernels.sgd(p[:, ::2], g[:, ::2], 0.1) is None
-    assert kernels.sgd(p, g.astype(np.float32), 0.1) is None
-    assert kernels.sgd(p.astype(np.float16), g.astype(np.float16), 0.1) is None
-    rule = optim.sgd(kernel=kernels.KERNELS.sgd)
+    p, g, v = (rng.standard_normal((6, 4)) for _ in range(3))
+    assert kernels.momentum(p, g, v, 0.1, 0.9, False) is not None
+    assert kernels.momentum(np.asfortranarray(p), g, v, 0.1, 0.9, False) is None
+    assert kernels.momentum(p[:, ::2], g[:, ::2], v[:, ::2], 0.1, 0.9, False) is None
+    assert kernels.momentum(p, g.astype(np.float32), v, 0.1, 0.9, False) is None
+    half = [a.astype(np.float16) for a in (p, g, v)]
+    assert kernels.momentum(*half, 0.1, 0.9, False) is None
+    rule, plain = optim.momentum(0.9, kernel=kernels.KERNELS.momentum), optim.momentum(0.9)
     transposed = [(p.T, p[0])]
-    (W, b), *_ = rule.update(transposed, [(g.T, g[0])], rule.init(transposed), 0.1)[0]
-    np.testing.assert_array_equal(W, p.T - 0.1 * g.T)
+    state = rule.init(transposed)
+    assert_identical(
+        rule.update(transposed, [(g.T, g[0])], state, 0.1), plain.update(transposed, [(g.T, g[0])], state, 0.1)
+    )
 
 
 def test_the_backend_offers_the_kernels_for_numpy_only():
@@ -101,3 +102,19 @@ def test_training_with_the_kernels_is_bit_for_bit_training_without(optimizer):
         fit(state, X, Y, optimizer=rule, learning_rate=0.05, epochs=3, batch_size=32, dropout=0.1, l2=1e-3, seed=1)
         results.append((state.params, state.opt_state))
     assert_identical(results[1], results[0])
+
+
+def test_plain_sgd_runs_never_load_numba():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from mnist_xp import backend\n"
+        "from mnist_xp.config import DEFAULT\n"
+        "from mnist_xp.trainer import make_optimizer\n"
+        "make_optimizer(DEFAULT, backend.namespace('cpu'))\n"
+        "print('numba' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert DEFAULT.optimizer == "sgd" and result.stdout.strip() == "False"
