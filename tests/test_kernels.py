@@ -1,16 +1,29 @@
-"""The single-pass optimizer kernels give the update rules' own results, bit for bit."""
+"""The backends' single-pass optimizer kernels give the update rules' own results, bit for bit.
+
+The first test runs on every backend for which ``backend.fused_kernels`` has kernels (NumPy with
+Numba installed); the others test the Numba kernels themselves.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-pytest.importorskip("numba", reason="the fused kernels need Numba (the numba extra)")
+from mnist_xp import backend as backends
+from mnist_xp import optim
+from mnist_xp.config import DEFAULT, TrainConfig
+from mnist_xp.trainer import make_optimizer
+from mnist_xp.training import TrainState, fit
 
-from mnist_xp import backend, kernels, optim  # noqa: E402
-from mnist_xp.config import DEFAULT, TrainConfig  # noqa: E402
-from mnist_xp.trainer import make_optimizer  # noqa: E402
-from mnist_xp.training import TrainState, fit  # noqa: E402
+
+@pytest.fixture
+def kernels():
+    """The Numba kernels module (skips without the numba extra)."""
+    pytest.importorskip("numba", reason="the fused kernels need Numba (the numba extra)")
+    from mnist_xp import kernels
+
+    return kernels
+
 
 RULES = {
     "momentum": lambda kernel: optim.momentum(0.9, kernel=kernel and kernel.momentum),
@@ -47,22 +60,34 @@ def assert_identical(a, b):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("rule", sorted(RULES))
-def test_each_kernel_gives_its_rule_s_results_bit_for_bit_step_after_step(rule, dtype):
-    rng = np.random.default_rng(7)
-    reference, fused = RULES[rule](None), RULES[rule](kernels.KERNELS)
-    params = parameters(rng, dtype)
+def test_each_kernel_gives_its_rule_s_results_bit_for_bit_step_after_step(backend, rule, dtype):
+    fused_kernels = backends.fused_kernels(backend.xp)
+    if fused_kernels is None:
+        pytest.skip(f"no fused kernels for {backend.name} here")
+
+    def on_device(pairs):
+        return [tuple(backend.asarray(a, dtype) for a in pair) for pair in pairs]
+
+    reference, fused = RULES[rule](None), RULES[rule](fused_kernels)
+    params = on_device(parameters(np.random.default_rng(7), dtype))
     state_ref = reference.init(params)
     state_fused = fused.init(params)
     params_ref = params_fused = params
     for step, rate in enumerate([0.1, 1e-3, 0.0, 3.0, 1e-7]):
-        grads = parameters(np.random.default_rng(step), dtype)
+        grads = on_device(parameters(np.random.default_rng(step), dtype))
         params_ref, state_ref = reference.update(params_ref, grads, state_ref, rate)
         params_fused, state_fused = fused.update(params_fused, grads, state_fused, rate)
-        assert_identical(params_fused, params_ref)
-        assert_identical(state_fused, state_ref)
+        assert_identical(to_host(params_fused), to_host(params_ref))
+        assert_identical(to_host(state_fused), to_host(state_ref))
 
 
-def test_kernels_decline_arrays_they_do_not_take_and_the_rule_runs_its_own_lines():
+def to_host(tree):
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(to_host(item) for item in tree)
+    return tree if isinstance(tree, (int, float)) else backends.to_host(tree)
+
+
+def test_kernels_decline_arrays_they_do_not_take_and_the_rule_runs_its_own_lines(kernels):
     rng = np.random.default_rng(1)
     p, g, v = (rng.standard_normal((6, 4)) for _ in range(3))
     assert kernels.momentum(p, g, v, 0.1, 0.9, False) is not None
@@ -79,20 +104,20 @@ def test_kernels_decline_arrays_they_do_not_take_and_the_rule_runs_its_own_lines
     )
 
 
-def test_the_backend_offers_the_kernels_for_numpy_only():
-    assert backend.fused_kernels(backend.namespace("cpu")) is kernels.KERNELS
+def test_the_backend_offers_the_numba_kernels_for_numpy_only(kernels):
+    assert backends.fused_kernels(backends.namespace("cpu")) is kernels.KERNELS
     strict = pytest.importorskip("array_api_strict")
-    assert backend.fused_kernels(backend.array_namespace(strict.asarray(0.0))) is None
+    assert backends.fused_kernels(backends.array_namespace(strict.asarray(0.0))) is None
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "adam", "adamw"])
-def test_training_with_the_kernels_is_bit_for_bit_training_without(optimizer):
+def test_training_with_the_kernels_is_bit_for_bit_training_without(kernels, optimizer):
     rng = np.random.default_rng(3)
     X = rng.random((200, 12)).astype(np.float32)
     Y = np.eye(4, dtype=np.float32)[rng.integers(0, 4, 200)]
     config = TrainConfig(**{**DEFAULT.__dict__, "optimizer": optimizer})
     results = []
-    for xp in (None, backend.namespace("cpu")):
+    for xp in (None, backends.namespace("cpu")):
         rule = make_optimizer(config, xp)
         start = [
             (W.copy(), b.copy())
