@@ -8,7 +8,8 @@ Three profiles of the 784-128-10 network on the real training set, on the CPU:
   and the element-wise pieces of one block of rows (``backend.row_blocks``), each on one thread
   as ``backend.map_blocks`` runs them, then the whole blocked step against the same step unsplit
   with the BLAS on its default threads, and the floor (the five products on the inputs as loaded);
-- the batch-128 Adam step: its forward, loss, backward and update, and the step as a whole.
+- the batch-128 Adam step: its forward, loss, backward and update (with and without the single-pass
+  update of the numba extra), and the step as a whole.
 
 The machine's CPU model, BLAS kernel and ``OPENBLAS_*`` variables head the output.
 """
@@ -142,14 +143,22 @@ def adam_step(batch_size: int, reps: int, limit: int | None) -> list[str]:
     probabilities, _ = nn.output_probabilities_and_loss(outputs[-1], Y_rows)
     _, grads = nn.loss_and_grads(params, X_rows, Y_rows)
     opt_state = optimizer.init(params)
+    kernels = backend.fused_kernels(backend.namespace("cpu"))
+    fused = adam(kernel=kernels.adam) if kernels is not None else None
+    fused_state = TrainState(params, optimizer.init(params))
     pieces = [
         ("gather the batch", lambda: np.take(X, rows, axis=0)),
         ("forward", lambda: nn.forward(params, X_rows)),
         ("softmax and loss", lambda: nn.output_probabilities_and_loss(outputs[-1], Y_rows)),
         ("backward", lambda: nn.backward(params, outputs, Y_rows, probabilities=probabilities)),
-        ("Adam update", lambda: optimizer.update(params, grads, opt_state, 1e-3)),
-        ("the whole step", lambda: train_step(state, CompactInputs(X_rows, None), Y_rows, optimizer, 1e-3)),
+        ("Adam update, optim.adam's own lines", lambda: optimizer.update(params, grads, opt_state, 1e-3)),
+        ("the whole step, so", lambda: train_step(state, CompactInputs(X_rows, None), Y_rows, optimizer, 1e-3)),
     ]
+    if fused is not None:
+        pieces += [
+            ("Adam update, single pass (numba extra)", lambda: fused.update(params, grads, opt_state, 1e-3)),
+            ("the whole step, so", lambda: train_step(fused_state, CompactInputs(X_rows, None), Y_rows, fused, 1e-3)),
+        ]
     lines = [f"### Adam step, batch {batch_size}, float32", "", "| piece | µs |", "|---|---:|"]
     with backend.serial_blas(X, batch_size):
         lines += [f"| {name} | {median_ms(thunk, reps * 40) * 1e3:.0f} |" for name, thunk in pieces]
