@@ -29,7 +29,7 @@ from mnist_xp.optim import adam, sgd
 from mnist_xp.training import CompactInputs, TrainState, compact_inputs, epoch_order, train_step
 
 from .machine import blas_libraries, describe, openblas_env
-from .workload import SEED, SGD_LR, host_params, mnist
+from .workload import SEED, SGD_LR, floor_products, host_params, mnist
 
 
 def median_ms(fn, reps: int) -> float:
@@ -103,19 +103,10 @@ def full_batch(dtype: str, reps: int, limit: int | None) -> list[str]:
     ]
     optimizer = sgd()
     state = TrainState(params, optimizer.init(params))
-    (W1, _), (W2, _) = params
-    A1, dZ2 = nn.relu(X @ W1), Y - 0.5
-
-    def floor():
-        X @ W1
-        A1 @ W2
-        A1.T @ dZ2
-        return X.T @ (dZ2 @ W2.T)
-
     whole = [
         ("the step, in blocks side by side", lambda: train_step(state, inputs, Y, optimizer, SGD_LR)),
         ("the step unsplit, BLAS on its threads", lambda: unsplit_step(state, inputs, Y, optimizer)),
-        ("floor: the five products", floor),
+        ("floor: the five products", floor_products(X, Y, params)),
     ]
     lines += ["| whole step | ms |", "|---|---:|"]
     lines += [f"| {name} | {median_ms(thunk, reps):.1f} |" for name, thunk in whole]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from functools import lru_cache
 
-from mnist_xp import DEFAULT, backend, load_mnist
+from mnist_xp import DEFAULT, backend, load_mnist, nn
 from mnist_xp.optim import sgd
 from mnist_xp.trainer import initial_state
 
@@ -54,3 +54,19 @@ def record(benchmark, *, impl: str, work: str, device: str, dtype: str, samples:
     if stats:
         median = stats.stats.median
         benchmark.extra_info.update(samples_per_s=samples / median, gflop_per_s=flop / 1e9 / median)
+
+
+def floor_products(X, Y, params):
+    """The five products of one step and nothing else, as a thunk: X W1, A1 W2; A1^T dZ2, dZ2 W2^T, X^T dZ1."""
+    (W1, _), (W2, _) = params
+    A1 = nn.relu(X @ W1)
+    dZ2 = Y - 0.5
+
+    def products():
+        X @ W1
+        A1 @ W2
+        A1.T @ dZ2
+        dZ1 = dZ2 @ W2.T
+        return X.T @ dZ1
+
+    return products
