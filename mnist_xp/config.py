@@ -17,6 +17,7 @@ from . import nn, schedules
 from .backend import DTYPES
 from .errors import MnistXpError, UsageError
 from .npzio import write_atomically
+from .values import is_real_number, is_whole_number
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
 ADAMW_WEIGHT_DECAY = 0.004
@@ -145,6 +146,10 @@ class TrainConfig:
             value = getattr(self, item.name)
             if isinstance(value, list):  # JSON and users give lists; a frozen config keeps tuples
                 object.__setattr__(self, item.name, value := tuple(value))
+            if isinstance(value, tuple):
+                object.__setattr__(self, item.name, value := tuple(map(_plain, value)))
+            else:
+                object.__setattr__(self, item.name, value := _plain(value))
             complaint = judge(item.metadata["kind"], value)
             if complaint is not None:
                 raise SettingError(item.name, f"{value!r} {complaint}")
@@ -172,6 +177,15 @@ class TrainConfig:
         return cls(**settings)
 
 
+def _plain(value):
+    """NumPy's whole and real numbers as Python's ``int`` and ``float`` (settings are written as JSON); others as they are."""
+    if is_whole_number(value):
+        return int(value)
+    if is_real_number(value):
+        return float(value)
+    return value
+
+
 def option(name: str) -> str:
     """The command-line option of a setting: ``label_smoothing`` is ``--label-smoothing``."""
     return "--" + name.replace("_", "-")
@@ -195,7 +209,7 @@ def judge(kind: Kind, value) -> str | None:
         if not isinstance(value, str) or value not in kind.choices:
             return f"is not one of {', '.join(kind.choices)}"
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float) if kind.type is float else int):
+    if not (is_real_number(value) if kind.type is float else is_whole_number(value)):
         return "is not a whole number" if kind.type is int else "is not a number"
     return None if kind.check is None else kind.check(value)
 

@@ -10,7 +10,6 @@ and ``partial_fit``.
 
 from __future__ import annotations
 
-import numbers
 import warnings
 from dataclasses import replace
 
@@ -32,6 +31,7 @@ from .errors import DivergenceError
 from .guard import divergence, float_warnings_off
 from .metrics import EVAL_BATCH, accuracy, predictions_and_loss
 from .trainer import fit_config, initial_state, make_optimizer
+from .values import dtype_name, is_real_number, is_whole_number
 
 ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "logistic": "sigmoid", "leaky_relu": "leaky_relu"}
 """The estimator's activation names (scikit-learn's, plus leaky_relu) and the engine's names for them."""
@@ -286,13 +286,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if self.device not in DEVICES:
             _refuse("device", self.device, f"is not one of {', '.join(DEVICES)}")
         for name in ("nesterovs_momentum", "early_stopping", "warm_start", "verbose"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)) and not _is_int(getattr(self, name)):
+            if not isinstance(getattr(self, name), (bool, np.bool_)) and not is_whole_number(getattr(self, name)):
                 _refuse(name, getattr(self, name), "is not a bool")
-        if not _is_real(self.tol) or not 0 <= self.tol < float("inf"):
+        if not is_real_number(self.tol) or not 0 <= self.tol < float("inf"):
             _refuse("tol", self.tol, "must be a finite number >= 0")
-        if not _is_int(self.n_iter_no_change) or self.n_iter_no_change < 1:
+        if not is_whole_number(self.n_iter_no_change) or self.n_iter_no_change < 1:
             _refuse("n_iter_no_change", self.n_iter_no_change, "must be a whole number >= 1")
-        if not _is_real(self.validation_fraction) or not 0 < self.validation_fraction < 1:
+        if not is_real_number(self.validation_fraction) or not 0 < self.validation_fraction < 1:
             _refuse("validation_fraction", self.validation_fraction, "must be a number above 0 and below 1")
         momentum = _plain(self.momentum)
         if self.solver == "sgd":
@@ -323,7 +323,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def _seed(self):
         """The engine's seed: ``random_state`` itself if an int (checked by TrainConfig), else drawn from it."""
-        if _is_int(self.random_state):
+        if is_whole_number(self.random_state):
             return int(self.random_state)
         try:
             rng = check_random_state(self.random_state)
@@ -346,7 +346,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def _check_continuable(self, state, layer_sizes: list[int], config: TrainConfig, xp) -> None:
         """A warm start or partial_fit continues the fitted network only if the layers, dtype and device still match it."""
         fitted = [int(state.params[0][0].shape[0])] + [int(W.shape[1]) for W, _ in state.params]
-        have = (fitted, str(state.params[0][0].dtype).split(".")[-1], device_name(array_namespace(state.params[0][0])))
+        have = (fitted, dtype_name(state.params[0][0]), device_name(array_namespace(state.params[0][0])))
         want = (layer_sizes, config.dtype, device_name(xp))
         if have != want:
             raise ValueError(
@@ -414,30 +414,22 @@ def _refuse(name: str, value, complaint: str):
     raise ValueError(f"MLPClassifier: {name}={value!r} {complaint}")
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-
-
-def _is_real(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-
-
 def _same(value, word: str) -> bool:
     return isinstance(value, str) and value == word
 
 
 def _plain(value):
     """NumPy scalars as Python ints and floats (TrainConfig checks Python types); anything else as it is."""
-    if _is_int(value):
+    if is_whole_number(value):
         return int(value)
-    if _is_real(value):
+    if is_real_number(value):
         return float(value)
     return value
 
 
 def _layers(value):
     """``hidden_layer_sizes`` as a tuple: one int is one layer; anything that is not a sequence is left for TrainConfig to refuse."""
-    if _is_int(value):
+    if is_whole_number(value):
         return (int(value),)
     if isinstance(value, (list, tuple, np.ndarray)):
         return tuple(_plain(size) for size in value)

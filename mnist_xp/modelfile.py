@@ -17,6 +17,7 @@ from .config import MAX_LAYER_SIZE
 from .errors import ModelFileError
 from .nn import ACTIVATIONS
 from .npzio import decode_description, read_npz, write_npz_atomically
+from .values import dtype_name, is_whole_number
 
 FORMAT = "mnist-xp-model"
 FORMAT_VERSION = 1
@@ -30,7 +31,7 @@ def describe(params, activation: str) -> dict:
         "version": FORMAT_VERSION,
         "layer_sizes": sizes,
         "activation": activation,
-        "dtype": str(params[0][0].dtype).split(".")[-1],
+        "dtype": dtype_name(params[0][0]),
     }
 
 
@@ -76,7 +77,7 @@ def parse_meta(path: Path, arrays: dict) -> dict:
     if (
         not isinstance(sizes, list)
         or len(sizes) < 2
-        or not all(isinstance(n, int) and not isinstance(n, bool) and 0 < n <= MAX_LAYER_SIZE for n in sizes)
+        or not all(is_whole_number(n) and 0 < n <= MAX_LAYER_SIZE for n in sizes)
     ):
         raise ModelFileError(f"{path}: invalid layer sizes {sizes!r}")
     if meta.get("activation") not in ACTIVATIONS:

@@ -15,6 +15,7 @@ from . import __version__
 from .errors import MnistXpError
 from .model import Model
 from .nn import LEAKY_RELU_SLOPE
+from .values import is_real_number
 
 OPSET = 17
 IR_VERSION = 8
@@ -83,7 +84,7 @@ def build(model: Model, name: str = "mnist-xp"):
     )
     metadata = {"layer_sizes": sizes, "activation": model.activation, "trained_dtype": model.dtype}
     accuracy = model.extra.get("test_accuracy")
-    if isinstance(accuracy, (int, float)) and not isinstance(accuracy, bool):
+    if is_real_number(accuracy):
         metadata["test_accuracy"] = f"{accuracy:.4f}"
     helper.set_model_props(proto, metadata)
     onnx.checker.check_model(proto, full_check=True)

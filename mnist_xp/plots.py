@@ -15,6 +15,7 @@ from . import nn
 from .data import IMAGE_SHAPE, NUM_CLASSES
 from .errors import PLOT_INSTALL_HINT, PlotError
 from .metrics import confusion_matrix
+from .values import is_real_number
 
 DPI = 100
 FIGSIZES = {
@@ -115,15 +116,11 @@ def training_curves(path: Path, history: list[dict]) -> Path:
     return _save(figure, path)
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _metric_names(history: list[dict]) -> list[str]:
     """The names of the numeric metrics recorded in any epoch, in order of first appearance."""
     names = []
     for record in history:
-        names += [name for name, value in record["metrics"].items() if name not in names and _is_number(value)]
+        names += [name for name, value in record["metrics"].items() if name not in names and is_real_number(value)]
     return names
 
 

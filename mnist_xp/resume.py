@@ -11,6 +11,7 @@ from .checkpoint import Checkpoint
 from .config import FIELDS, RESUMABLE, SettingError, TrainConfig, shown
 from .errors import CheckpointError
 from .training import batch_slices
+from .values import is_whole_number
 
 DATA_SETTINGS = ("limit", "data_dir")
 """Stored beside the config's settings: which data the run trained on."""
@@ -37,7 +38,7 @@ def stored_data(saved: Checkpoint) -> tuple[str | None, int | None]:
     data_dir, limit = saved.settings.get("data_dir"), saved.settings.get("limit")
     if data_dir is not None and not isinstance(data_dir, str):
         raise CheckpointError(f"{saved.source}: setting data_dir has an invalid value {data_dir!r}")
-    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+    if limit is not None and (not is_whole_number(limit) or limit < 1):
         raise CheckpointError(f"{saved.source}: setting limit has an invalid value {limit!r}")
     return data_dir, limit
 

@@ -25,6 +25,7 @@ from .model import Model
 from .optim import Optimizer, adam, momentum, sgd
 from .training import EpochResult, TrainState, batch_slices, fit, history_records
 from .validation import EarlyStopping, carve
+from .values import dtype_name
 
 
 def make_optimizer(config: TrainConfig, xp=None) -> Optimizer:
@@ -144,7 +145,7 @@ def train(
     if data is None:
         data = load(namespace(device), config.dtype, data_dir, limit)
     xp = array_namespace(data.X_train)
-    if str(data.X_train.dtype).split(".")[-1] != config.dtype:
+    if dtype_name(data.X_train) != config.dtype:
         raise UsageError(f"the data is {data.X_train.dtype}, but the config asks for {config.dtype}")
     validation = None
     if config.val is not None:

@@ -8,7 +8,6 @@ epoch)``, so a run resumed from any epoch sees the same batches as one never sto
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -28,6 +27,7 @@ from .backend import (
     uniform_sampler,
 )
 from .schedules import constant
+from .values import dtype_name, is_finite_number, is_whole_number
 
 
 @dataclass
@@ -88,18 +88,8 @@ def history_from_records(records) -> list[EpochResult]:
     return results
 
 
-def is_whole_number(value) -> bool:
-    """An int that is not a bool (JSON's whole numbers)."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _is_scalar(value) -> bool:
     return value is None or isinstance(value, (str, bool, int, float))
-
-
-def is_finite_number(value) -> bool:
-    """A whole number or a finite float."""
-    return is_whole_number(value) or (isinstance(value, float) and math.isfinite(value))
 
 
 def batch_slices(n: int, batch_size: int | None):
@@ -265,7 +255,7 @@ def fit(
         Y = nn.smooth_labels(Y, label_smoothing)
     schedule = learning_rate if callable(learning_rate) else constant(learning_rate)
     n = X.shape[0]
-    dtype = str(X.dtype).split(".")[-1]
+    dtype = dtype_name(X)
     full_batch = batch_size is None or batch_size >= n
     # Compaction pays on whole-set products; on mini-batches the per-step gather and scatter of
     # the first layer's weights cost more than the skipped columns save.

@@ -34,6 +34,7 @@ from pathlib import Path
 from .config import DEFAULT, FIELDS, TrainConfig, judge, option, shown
 from .data import Dataset, load_mnist
 from .errors import DivergenceError, MnistXpError, UsageError, first_line
+from .values import dtype_name
 
 TUNE_INSTALL_HINT = "install it with: pip install 'mnist-xp[tune]'"
 
@@ -479,7 +480,7 @@ class Objective:
         self.spec = spec
         self.space = parse_space(spec.space)
         self.base = spec.base()
-        self.datasets = {} if data is None else {str(data.X_train.dtype).split(".")[-1]: _without_test(data)}
+        self.datasets = {} if data is None else {dtype_name(data.X_train): _without_test(data)}
         self.taken_over = False
 
     def data(self, dtype: str) -> Dataset:

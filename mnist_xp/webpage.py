@@ -19,6 +19,7 @@ import numpy as np
 from .data import INPUT_SIZE, NUM_CLASSES
 from .errors import ModelFileError
 from .model import Model
+from .values import is_real_number
 
 ACTIVATION_NAMES = {"relu": "ReLU", "leaky_relu": "leaky ReLU", "sigmoid": "sigmoid", "tanh": "tanh"}
 
@@ -36,7 +37,7 @@ def describe(model: Model, name: str | None = None) -> str:
     """One line naming the network: its layers, activation, float type, test accuracy and file."""
     parts = [f"Network {'-'.join(map(str, model.layer_sizes))}, {ACTIVATION_NAMES[model.activation]}, {model.dtype}"]
     accuracy = model.extra.get("test_accuracy")
-    if isinstance(accuracy, (int, float)) and not isinstance(accuracy, bool):
+    if is_real_number(accuracy):
         parts.append(f"test accuracy {100 * accuracy:.2f} %")
     else:
         parts.append("test accuracy not recorded")

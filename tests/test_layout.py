@@ -9,7 +9,7 @@ import mnist_xp
 
 PACKAGE = Path(mnist_xp.__file__).parent
 ORDER = [
-    "errors", "npzio", "kernels", "backend", "nn", "optim", "schedules", "config", "data", "images", "augment", "training",
+    "errors", "values", "npzio", "kernels", "backend", "nn", "optim", "schedules", "config", "data", "images", "augment", "training",
     "metrics", "validation", "modelfile", "checkpoint", "resume", "guard", "model", "trainer",
     "estimator", "plots", "webpage", "onnxgraph", "tuning",
 ]
