@@ -47,4 +47,25 @@ class LimitError(DataError, UsageError):
 
 
 class DivergenceError(MnistXpError):
-    """Training produced NaN or infinite values (most often the learning rate is too high)."""
+    """Training produced NaN or infinite values (most often the learning rate is too high).
+
+    ``epoch`` is the epoch it happened in, ``problem`` what went non-finite, ``learning_rate`` the rate
+    then and ``lower`` a rate to try instead (a tenth of the run's base rate, named ``rate_name``);
+    ``saved`` is the checkpoint of the last good epoch (kept in ``path``), or None when none was kept.
+    """
+
+    def __init__(self, epoch: int, problem: str, learning_rate: float, base_rate: float, rate_name="learning rate"):
+        super().__init__(epoch, problem, learning_rate, base_rate)
+        self.epoch, self.problem, self.learning_rate = epoch, problem, learning_rate
+        self.lower = float(f"{base_rate / 10:g}")
+        self.rate_name = rate_name
+        self.saved, self.path = None, None
+
+    def __str__(self) -> str:
+        message = (
+            f"training diverged in epoch {self.epoch}: {self.problem} (learning rate {self.learning_rate:g}); "
+            f"try a lower {self.rate_name}, e.g. {self.lower:g}"
+        )
+        if self.saved is not None:
+            message += f"; the last good state (epoch {self.saved.epoch}) is in {self.path}"
+        return message

@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 
 from .. import backend, tuning
-from ..config import FIELDS
-from ..data import load_mnist
+from ..config import FIELDS, option
+from ..data import DataSource
 from ..errors import MnistXpError, UsageError
 from .common import add_data_dir_option, output_path, positive_int, run_reporting_errors, text_parser
 
@@ -156,11 +156,9 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         budget=args.budget,
         prune=not args.no_pruning,
         heartbeat=args.heartbeat,
-        device=args.device,
-        data_dir=None if args.data_dir is None else str(args.data_dir.absolute()),
-        limit=args.limit,
+        data=DataSource(args.data_dir, args.limit, args.device),
     )
-    data = load_mnist(args.device, spec.base().dtype, args.data_dir, args.limit)
+    data = spec.data.load(spec.base().dtype)
     if not 0 < args.val < data.X_train.shape[0]:
         raise UsageError(f"--val {args.val} must leave some training images: choose 1..{data.X_train.shape[0] - 1}")
     storage = tuning.open_storage(storage_url, args.heartbeat)
@@ -234,6 +232,16 @@ def _usage_errors_exit_2(parser: argparse.ArgumentParser, args: argparse.Namespa
     """``run``, with a bad search space or option combination reported as one ``error:`` line and exit 2."""
     try:
         return run(parser, args)
+    except tuning.StudyMismatch as exc:
+        flag = option(exc.setting)
+        was = "a different space" if exc.setting == "space" else f"other data ({exc.kept})"
+        was = f"{flag} {exc.kept}" if exc.setting not in ("space", "data_dir") else was
+        print(
+            f"error: study {exc.study!r} was started with {was}: give the same {flag} to continue it, "
+            "or a new --study name",
+            file=sys.stderr,
+        )
+        return 2
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
