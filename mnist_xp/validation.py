@@ -12,14 +12,14 @@ import numpy as np
 from array_api_compat import array_namespace
 
 from .backend import host_generator, to_device
+from .config import SettingError
 from .data import Dataset
-from .errors import UsageError
 
 
 def split_indices(seed: int, n: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Sorted (train, validation) index arrays: ``size`` of the ``n`` samples, chosen by ``seed``, go to validation."""
     if not 0 < size < n:
-        raise UsageError(f"--val {size} must leave some training images: choose 1..{n - 1}")
+        raise SettingError("val", f"{size} must leave some training images: choose 1..{n - 1}")
     order = host_generator("validation", seed).permutation(n)
     return np.sort(order[size:]), np.sort(order[:size])
 
