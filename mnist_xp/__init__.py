@@ -14,7 +14,7 @@ from .config import DEFAULT, RECIPES, TrainConfig
 from .data import Dataset, load_mnist
 from .errors import MnistXpError
 from .model import Model
-from .trainer import TrainResult, train
+from .pipeline import TrainResult, train
 
 __version__ = "0.2.0"
 

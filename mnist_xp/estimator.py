@@ -30,7 +30,7 @@ from .config import MAX_SEED, SettingError, TrainConfig
 from .data import Dataset, one_hot
 from .errors import DivergenceError
 from .metrics import EVAL_BATCH
-from .trainer import make_optimizer, train
+from .pipeline import make_optimizer, train
 from .values import dtype_name, is_real_number, is_whole_number
 
 ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "logistic": "sigmoid", "leaky_relu": "leaky_relu"}

@@ -14,7 +14,7 @@ from .checkpoint import Checkpoint, load
 from .config import FIELDS, RESUMABLE, SettingError, TrainConfig, shown
 from .data import Dataset, DataSource
 from .errors import CheckpointError
-from .training import batch_slices
+from .loop import batch_slices
 from .values import is_whole_number
 
 DATA_KEY = "data"

@@ -36,7 +36,7 @@ from .callbacks import Callback
 from .config import DEFAULT, FIELDS, TrainConfig, judge, option, shown
 from .data import Dataset, DataSource
 from .errors import DivergenceError, MnistXpError, UsageError, first_line
-from .trainer import train
+from .pipeline import train
 from .values import dtype_name
 
 TUNE_INSTALL_HINT = "install it with: pip install 'mnist-xp[tune]'"

@@ -20,7 +20,7 @@ import pytest
 
 from mnist_xp import checkpoint, metrics, modelfile, npzio
 from mnist_xp.errors import MnistXpError
-from mnist_xp.training import TrainState
+from mnist_xp.loop import TrainState
 
 OLD = b"the previous file, which must survive whole\n" * 100
 

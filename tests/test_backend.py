@@ -53,7 +53,7 @@ def test_serial_blas_gives_the_same_products_and_only_for_small_numpy_batches():
 FAULTS_IN_TRAINING = """
 import resource, numpy as np
 from mnist_xp import nn, optim
-from mnist_xp.training import TrainState, fit
+from mnist_xp.loop import TrainState, fit
 rng = np.random.default_rng(0)
 X = rng.random((6000, 784), dtype=np.float32)
 Y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 6000)]

@@ -14,8 +14,8 @@ from test_hostile_files import damaged
 from mnist_xp import backend as backends
 from mnist_xp import checkpoint, data, modelfile, nn, npzio
 from mnist_xp.errors import CheckpointError
+from mnist_xp.loop import TrainState, fit
 from mnist_xp.optim import adam, momentum, sgd
-from mnist_xp.training import TrainState, fit
 
 SIZES = [784, 16, 10]
 SETTINGS = {"hidden": [16], "lr": 0.05, "seed": 3}

@@ -16,7 +16,7 @@ import pytest
 from mnist_xp import checkpoint, modelfile, npzio
 from mnist_xp.cli import train
 from mnist_xp.config import RECIPES
-from mnist_xp.training import EpochResult, TrainState
+from mnist_xp.loop import EpochResult, TrainState
 
 PROG = "python -m mnist_xp.train"
 

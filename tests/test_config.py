@@ -99,7 +99,7 @@ def test_resume_may_change_only_the_resumable_settings():
     import numpy as np
 
     from mnist_xp import checkpoint, resume
-    from mnist_xp.training import EpochResult, TrainState
+    from mnist_xp.loop import EpochResult, TrainState
 
     stored = dataclasses.replace(DEFAULT, hidden=(8,), epochs=3)
     params = [(np.zeros((784, 8), np.float32), np.zeros(8, np.float32)), (np.zeros((8, 10), np.float32), np.zeros(10, np.float32))]

@@ -9,8 +9,8 @@ import mnist_xp
 
 PACKAGE = Path(mnist_xp.__file__).parent
 ORDER = [
-    "errors", "values", "npzio", "kernels", "backend", "nn", "optim", "schedules", "config", "data", "images", "augment", "training",
-    "metrics", "validation", "modelfile", "checkpoint", "resume", "guard", "model", "callbacks", "trainer",
+    "errors", "values", "npzio", "kernels", "backend", "nn", "optim", "schedules", "config", "data", "images", "augment", "loop",
+    "metrics", "holdout", "modelfile", "checkpoint", "resume", "guard", "model", "callbacks", "pipeline",
     "estimator", "plots", "webpage", "onnxgraph", "tuning",
 ]
 """Files -> arrays on the device -> model -> metrics, reports and pictures: each module may import only those before it."""

@@ -13,10 +13,10 @@ from mnist_xp import backend as backends
 from mnist_xp import data, metrics, nn, schedules
 from mnist_xp.config import RECIPES
 from mnist_xp.errors import MnistXpError
+from mnist_xp.holdout import EarlyStopping, carve, split_indices
+from mnist_xp.loop import EpochResult, TrainState, fit
 from mnist_xp.optim import sgd
-from mnist_xp.trainer import make_optimizer, make_schedule
-from mnist_xp.training import EpochResult, TrainState, fit
-from mnist_xp.validation import EarlyStopping, carve, split_indices
+from mnist_xp.pipeline import make_optimizer, make_schedule
 
 
 def test_step_decay_multiplies_by_the_factor_every_interval():

@@ -9,8 +9,8 @@ from test_nn import check_gradients, device_params, tiny_problem
 
 from mnist_xp import backend as backends
 from mnist_xp import metrics, nn
+from mnist_xp.loop import TrainState, batch_dropout, fit
 from mnist_xp.optim import sgd
-from mnist_xp.training import TrainState, batch_dropout, fit
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh"])

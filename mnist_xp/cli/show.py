@@ -13,7 +13,7 @@ from pathlib import Path
 from .. import plots
 from ..data import IMAGE_SHAPE, load_mnist
 from ..errors import ModelFileError
-from ..training import history_from_records
+from ..loop import history_from_records
 from .common import add_data_dir_option, add_model_argument, run_reporting_errors
 from .predict import load_classifier
 

@@ -25,8 +25,8 @@ from ..callbacks import Callback
 from ..config import FIELDS, RECIPES, RESUMABLE, SettingError, TrainConfig, read_recipe
 from ..data import IMAGE_SHAPE, DataSource
 from ..errors import DivergenceError, UsageError
-from ..trainer import TrainResult, train
-from ..training import history_records
+from ..loop import history_records
+from ..pipeline import TrainResult, train
 from .common import (
     add_config_options,
     add_data_dir_option,
