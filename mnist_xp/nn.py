@@ -93,7 +93,13 @@ def tanh_derivative(a):
 
 ACTIVATIONS = {
     "relu": Activation(
-        relu, relu_derivative, title="ReLU", onnx_op="Relu", onnx_attributes={}, js_name="relu", sklearn_name="relu"
+        relu,
+        relu_derivative,
+        title="ReLU",
+        onnx_op="Relu",
+        onnx_attributes={},
+        js_name="relu",
+        sklearn_name="relu",
     ),
     "leaky_relu": Activation(
         leaky_relu,
@@ -114,7 +120,13 @@ ACTIVATIONS = {
         sklearn_name="logistic",
     ),
     "tanh": Activation(
-        tanh, tanh_derivative, title="tanh", onnx_op="Tanh", onnx_attributes={}, js_name="tanh", sklearn_name="tanh"
+        tanh,
+        tanh_derivative,
+        title="tanh",
+        onnx_op="Tanh",
+        onnx_attributes={},
+        js_name="tanh",
+        sklearn_name="tanh",
     ),
 }
 """Every hidden-layer activation, by the name that configurations and model files use."""
