@@ -6,13 +6,16 @@
     >>> result.test_accuracy, result.model.predict(data.X_test[:5])
 
 ``TrainConfig`` holds every training setting (``RECIPES`` names a few); ``train`` runs one and
-returns a ``TrainResult`` with the trained ``Model``; ``MLPClassifier`` is the same engine as a
-scikit-learn estimator (it needs the ``sklearn`` extra).
+returns a ``TrainResult`` with the trained ``Model``, which saves itself and exports itself as a
+web page or an ONNX graph; ``load_digit`` prepares an image file of a digit for it (it needs the
+``plot`` extra); ``MLPClassifier`` is the same engine as a scikit-learn estimator (it needs the
+``sklearn`` extra).
 """
 
 from .config import DEFAULT, RECIPES, TrainConfig
 from .data import Dataset, load_mnist
 from .errors import MnistXpError
+from .images import load_digit
 from .model import Model
 from .pipeline import TrainResult, train
 
@@ -27,6 +30,7 @@ __all__ = [
     "Model",
     "TrainConfig",
     "TrainResult",
+    "load_digit",
     "load_mnist",
     "train",
 ]

@@ -29,12 +29,12 @@ from .callbacks import Callback, EarlyStopping
 from .config import MAX_SEED, SettingError, TrainConfig
 from .data import Dataset, one_hot
 from .errors import DivergenceError
-from .metrics import EVAL_BATCH
+from .metrics import class_probabilities
 from .pipeline import make_optimizer, train
 from .values import dtype_name, is_real_number, is_whole_number
 
-ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "logistic": "sigmoid", "leaky_relu": "leaky_relu"}
-"""The estimator's activation names (scikit-learn's, plus leaky_relu) and the engine's names for them."""
+ACTIVATIONS = {activation.sklearn_name or name: name for name, activation in nn.ACTIVATIONS.items()}
+"""The estimator's activation names (scikit-learn's, else the engine's) and the engine's names for them."""
 SOLVERS = ("sgd", "adam", "adamw")
 AUTO_BATCH = 200
 """``batch_size='auto'`` is min(200, n_samples), as in scikit-learn."""
@@ -171,14 +171,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         """Probabilities (n_samples, n_classes) of each class, in the order of ``classes_``."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=INPUT_DTYPES)
-        params = self._state.params
-        xp = array_namespace(params[0][0])
-        dtype, activation = self.config_.dtype, self.config_.activation
-        parts = [
-            to_host(nn.predict(params, to_device(X[start : start + EVAL_BATCH], xp, dtype), activation))
-            for start in range(0, X.shape[0], EVAL_BATCH)
-        ]
-        return np.concatenate(parts)
+        return class_probabilities(self._state.params, X, self.config_.activation)
 
     def predict(self, X):
         """The most probable class of each sample, as a label of ``classes_``."""

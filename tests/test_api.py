@@ -27,7 +27,7 @@ def result(data):
 def test_the_public_names_are_documented_and_few():
     assert set(mnist_xp.__all__) == {
         "DEFAULT", "RECIPES", "Dataset", "MLPClassifier", "MnistXpError", "Model", "TrainConfig", "TrainResult",
-        "load_mnist", "train",
+        "load_digit", "load_mnist", "train",
     }
     for name in mnist_xp.__all__:
         if name != "MLPClassifier":

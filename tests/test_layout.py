@@ -10,10 +10,10 @@ import mnist_xp
 PACKAGE = Path(mnist_xp.__file__).parent
 ORDER = [
     "errors", "values", "npzio", "kernels", "backend", "nn", "optim", "schedules", "config", "data", "images", "augment", "loop",
-    "metrics", "holdout", "modelfile", "checkpoint", "resume", "guard", "model", "callbacks", "pipeline",
-    "estimator", "plots", "webpage", "onnxgraph", "tuning",
+    "metrics", "holdout", "modelfile", "checkpoint", "resume", "guard", "webpage", "onnxgraph", "model", "callbacks",
+    "pipeline", "estimator", "plots", "tuning",
 ]
-"""Files -> arrays on the device -> model -> metrics, reports and pictures: each module may import only those before it."""
+"""Files -> arrays on the device -> model and its exports -> reports and pictures: each module may import only those before it."""
 SHIMS = {"train", "predict", "show", "peers", "export", "tune"}
 
 
