@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from mnist_xp import checkpoint, metrics, modelfile, nn
+from mnist_xp.backend import to_host
 from mnist_xp.cli import train as train_command
 from mnist_xp.training import TrainState
 
@@ -184,8 +185,8 @@ option, settings or options refused together, the data's size), for the tests th
 
 
 def host_weights(params) -> list[tuple[np.ndarray, np.ndarray]]:
-    """A host copy of ``(W, b)`` pairs, which later training cannot change."""
-    return [(np.array(W, copy=True), np.array(b, copy=True)) for W, b in params]
+    """A host copy of ``(W, b)`` pairs (on any backend), which later training cannot change."""
+    return [(np.array(to_host(W), copy=True), np.array(to_host(b), copy=True)) for W, b in params]
 
 
 def same_weights(params, other) -> bool:
