@@ -6,10 +6,9 @@ import json
 
 import numpy as np
 import pytest
+from helpers import damaged, savez_writes_half_then_fails
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_atomic_writes import savez_writes_half_then_fails
-from test_hostile_files import damaged
 
 from mnist_xp import backend as backends
 from mnist_xp import checkpoint, data, modelfile, nn, npzio

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import check_gradients, device_params, tiny_problem
 from small_model import first_weights_after_fit
-from test_nn import check_gradients, device_params, tiny_problem
 
 from mnist_xp import backend as backends
 from mnist_xp import metrics, nn
