@@ -214,3 +214,18 @@ def test_usage(model_file, capsys):
         [sys.executable, "-m", "mnist_xp.export", "--help"], capture_output=True, text=True, check=True
     ).stdout
     assert "--html" in shown and "--onnx" in shown and "--force" in shown
+
+
+def test_a_fitted_estimator_hands_back_its_network_as_a_model(tmp_path, test_images):
+    """scikit-learn's face and the model's meet: ``model_`` is the fitted network, saved and exported as any model."""
+    pytest.importorskip("sklearn", reason="the sklearn extra is not installed")
+    data = load_mnist(limit=1000)
+    X, y = np.asarray(data.X_train), data.y_train
+    estimator = mnist_xp.MLPClassifier((32,), activation="tanh", max_iter=3, random_state=0).fit(X, y)
+    assert isinstance(estimator.model_, Model) and estimator.model_.layer_sizes == [784, 32, 10]
+    estimator.model_.to_onnx(tmp_path / "fitted.onnx")
+    X_test = np.asarray(test_images[0][:200])
+    expected = estimator.predict_proba(X_test)
+    np.testing.assert_allclose(run_onnx(tmp_path / "fitted.onnx", X_test), expected, atol=1e-6)
+    estimator.model_.save(tmp_path / "fitted.npz")
+    np.testing.assert_array_equal(Model.load(tmp_path / "fitted.npz").predict_proba(X_test), expected)
