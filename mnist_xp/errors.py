@@ -1,4 +1,11 @@
-"""The one error type the project raises for bad input, so callers can report it in one line."""
+"""The project's error types: one line each, typed, and naming library parameters, never command-line flags.
+
+An error about one parameter's value carries that parameter's name (``SettingError.name``,
+``BackendError.device``, ``DivergenceError.lower_lr``), so that a command can say the same
+thing in terms of its own options.
+"""
+
+from __future__ import annotations
 
 PLOT_INSTALL_HINT = "install it with: pip install 'mnist-xp[plot]'"
 GPU_INSTALL_HINT = "install it with: pip install 'mnist-xp[gpu]'"
@@ -23,7 +30,12 @@ class ModelFileError(MnistXpError):
 
 
 class BackendError(MnistXpError):
-    """The requested device cannot be used on this machine."""
+    """The requested ``device`` cannot be used on this machine; ``problem`` says why."""
+
+    def __init__(self, device: str, problem: str):
+        super().__init__(f"device {device!r} {problem}")
+        self.device = device
+        self.problem = problem
 
 
 class ImageError(MnistXpError):
@@ -39,7 +51,20 @@ class CheckpointError(MnistXpError):
 
 
 class UsageError(MnistXpError):
-    """An option that parses but does not fit what it meets (the data, a checkpoint); reported like argparse."""
+    """An argument that has the right type but does not fit what it meets (the data, a checkpoint, another argument)."""
+
+
+class SettingError(UsageError, ValueError):
+    """The value of the parameter or ``TrainConfig`` field ``name`` is refused; ``complaint`` says what is wrong.
+
+    ``mentions`` names the other parameters the complaint asks for (``patience`` needs ``val``).
+    """
+
+    def __init__(self, name: str, complaint: str, mentions: tuple[str, ...] = ()):
+        super().__init__(f"{name}: {complaint}")
+        self.name = name
+        self.complaint = complaint
+        self.mentions = tuple(mentions)
 
 
 class LimitError(DataError, UsageError):
@@ -47,4 +72,20 @@ class LimitError(DataError, UsageError):
 
 
 class DivergenceError(MnistXpError):
-    """Training produced NaN or infinite values (most often the learning rate is too high)."""
+    """Training produced NaN or infinite values (most often the learning rate is too high).
+
+    ``problem`` says what went wrong; ``lower_lr`` is a learning rate to try instead, and
+    ``checkpoint`` the file that holds the last good state (after epoch ``saved_epoch``), when known.
+    """
+
+    def __init__(self, problem: str, lower_lr: float | None = None, checkpoint=None, saved_epoch: int | None = None):
+        message = problem
+        if lower_lr is not None:
+            message += f"; try a lower learning rate, e.g. lr={lower_lr:g}"
+        if checkpoint is not None:
+            message += f"; the last good state (epoch {saved_epoch}) is in {checkpoint}"
+        super().__init__(message)
+        self.problem = problem
+        self.lower_lr = lower_lr
+        self.checkpoint = checkpoint
+        self.saved_epoch = saved_epoch

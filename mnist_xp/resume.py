@@ -8,7 +8,7 @@ train longer, a lower learning rate to recover from divergence.
 from __future__ import annotations
 
 from .checkpoint import Checkpoint
-from .config import FIELDS, RESUMABLE, SettingError, TrainConfig, shown
+from .config import FIELDS, RESUMABLE, SettingError, TrainConfig, value_text
 from .errors import CheckpointError
 from .training import batch_slices
 from .values import is_whole_number
@@ -55,7 +55,7 @@ def resumed_config(saved: Checkpoint, config: TrainConfig | None = None) -> Trai
         if name not in RESUMABLE and getattr(config, name) != getattr(stored, name):
             raise SettingError(
                 name,
-                f"cannot be changed when resuming (the checkpoint has {shown(getattr(stored, name))}); "
+                f"cannot be changed when resuming (the checkpoint has {value_text(getattr(stored, name))}); "
                 f"only {allowed} can",
             )
     if config.epochs < saved.epoch:
