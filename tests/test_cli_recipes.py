@@ -1,12 +1,8 @@
-"""The recipe, optimizer, regularisation and report options end to end, and the Keras peer runner."""
+"""The recipe, optimizer, regularisation and report options end to end."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,15 +10,6 @@ from test_cli import run_train
 from test_cli_resilience import run_main
 
 from mnist_xp import checkpoint
-
-HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
-
-
-def run_module(module, *args, code=None):
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    command = [sys.executable, "-c", code] if code else [sys.executable, "-m", module, *args]
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
-
 
 def test_keras_recipe_runs_adam_at_batch_32():
     result = run_train("--recipe", "keras", "--epochs", "1", "--limit", "1000")
@@ -90,24 +77,6 @@ def test_bad_optimization_options_give_a_one_line_error(args, code, message):
     assert result.returncode == code
     assert message in result.stderr
     assert "Traceback" not in result.stderr
-
-
-def test_keras_peer_without_tensorflow_is_a_one_line_error():
-    code = "import sys; sys.modules['tensorflow'] = None; from mnist_xp.cli.peers import main; sys.exit(main(['keras']))"
-    result = run_module(None, code=code)
-    assert result.returncode == 1
-    assert result.stderr.strip() == (
-        "error: the keras peer needs TensorFlow, which is not installed; install it with: pip install 'mnist-xp[keras]'"
-    )
-
-
-@pytest.mark.skipif(not HAS_TENSORFLOW, reason="TensorFlow is not installed (pip install 'mnist-xp[keras]')")
-def test_keras_peer_trains_the_tutorial_model():
-    result = run_module("mnist_xp.peers", "keras", "--epochs", "1", "--limit", "2000")
-    assert result.returncode == 0, result.stderr
-    line = result.stdout.strip().splitlines()[-1]
-    assert line.startswith("keras: test accuracy") and "1 epochs, batch 32" in line
-    assert 80 < float(line.split()[3]) < 100
 
 
 def test_resumed_run_with_dropout_schedule_and_validation_is_bit_identical(capsys, tmp_path):
