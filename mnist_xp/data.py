@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from .backend import namespace, to_device
+from .config import SettingError
 from .errors import DataError, LimitError
+from .values import is_whole_number
 
 BUNDLED_DIR = Path(__file__).parent / "datasets" / "mnist"
 CHECKSUM_FILE = "SHA256SUMS"
@@ -223,11 +225,75 @@ def one_hot(labels: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class DataSource:
+    """Where a run's data comes from: a ``folder`` of IDX files (None: the bundled MNIST), the first ``limit``
+    training images (None: all), and the ``device`` ('cpu' or 'gpu') its arrays go to.
+
+    ``load`` reads, verifies and scales it; ``fingerprint`` names the data itself, so that a checkpoint or a
+    study made on it can refuse to go on with other data.
+    """
+
+    folder: str | None = None
+    limit: int | None = None
+    device: str = "cpu"
+
+    def __post_init__(self):
+        if self.folder is not None:
+            object.__setattr__(self, "folder", str(Path(self.folder).absolute()))
+        if self.limit is not None and not (is_whole_number(self.limit) and self.limit >= 1):
+            raise SettingError("limit", f"{self.limit!r} is not a whole number >= 1")
+
+    def raw(self) -> tuple[RawSplit, RawSplit]:
+        """The (train, test) splits as stored, verified, the training one cut to ``limit``."""
+        train, test = load_raw(self.folder)
+        if self.limit is not None:
+            if self.limit > len(train.images):
+                raise LimitError(f"limit {self.limit} is outside 1..{len(train.images)} (the training set's size)")
+            train = RawSplit(train.images[: self.limit], train.labels[: self.limit])
+        return train, test
+
+    def load(self, dtype: str = "float32", xp=None) -> Dataset:
+        """The data set on ``device`` in ``dtype``: verified, scaled to [0, 1], training images cut to ``limit``.
+
+        ``xp`` puts the arrays in that namespace instead of the device's (array-api-strict, in tests).
+        """
+        train, test = self.raw()
+        xp = namespace(self.device) if xp is None else xp
+        return Dataset(
+            X_train=to_device(preprocess_images(train.images), xp, dtype),
+            Y_train=to_device(one_hot(train.labels), xp, dtype),
+            y_train=train.labels.astype(np.int64),
+            X_test=to_device(preprocess_images(test.images), xp, dtype),
+            Y_test=to_device(one_hot(test.labels), xp, dtype),
+            y_test=test.labels.astype(np.int64),
+            source=self,
+            fingerprint=digest(train, test),
+        )
+
+    def fingerprint(self) -> str:
+        """The SHA-256 of the data as used (``digest``), without putting it on the device."""
+        return digest(*self.raw())
+
+    def record(self, fingerprint: str | None) -> dict:
+        """What a checkpoint or a study keeps of the data: its folder, limit and fingerprint (JSON)."""
+        return {"folder": self.folder, "limit": self.limit, "sha256": fingerprint}
+
+
+def digest(train: RawSplit, test: RawSplit) -> str:
+    """The SHA-256 of a data set's images and labels as used (after the limit): equal digests, equal data."""
+    sha = hashlib.sha256()
+    for array in (train.images, train.labels, test.images, test.labels):
+        sha.update(str(array.shape).encode())
+        sha.update(np.ascontiguousarray(array).tobytes())
+    return sha.hexdigest()
+
+
+@dataclass(frozen=True)
 class Dataset:
     """Training and test arrays on one device: X (n, 784) in [0, 1], Y one-hot (n, 10), y host labels.
 
-    ``data_dir`` (None for the bundled MNIST) and ``limit`` say where the arrays came from, so a
-    checkpoint can name the data its run needs.
+    ``source`` and ``fingerprint`` say which data the arrays hold (None for arrays made elsewhere), so that
+    a checkpoint or a study can name the data its run needs and refuse other data.
     """
 
     X_train: object
@@ -236,30 +302,13 @@ class Dataset:
     X_test: object
     Y_test: object
     y_test: np.ndarray
-    data_dir: str | None = None
-    limit: int | None = None
+    source: DataSource | None = None
+    fingerprint: str | None = None
 
 
 def load(xp, dtype: str = "float32", data_dir: Path | str | None = None, limit: int | None = None) -> Dataset:
-    """Load, verify and preprocess a data set onto namespace ``xp`` in ``dtype``.
-
-    ``limit`` keeps the first ``limit`` training images (for quick runs); the test set is whole.
-    """
-    train, test = load_raw(data_dir)
-    if limit is not None:
-        if not 1 <= limit <= len(train.images):
-            raise LimitError(f"--limit {limit} is outside 1..{len(train.images)} (the training set's size)")
-        train = RawSplit(train.images[:limit], train.labels[:limit])
-    return Dataset(
-        X_train=to_device(preprocess_images(train.images), xp, dtype),
-        Y_train=to_device(one_hot(train.labels), xp, dtype),
-        y_train=train.labels.astype(np.int64),
-        X_test=to_device(preprocess_images(test.images), xp, dtype),
-        Y_test=to_device(one_hot(test.labels), xp, dtype),
-        y_test=test.labels.astype(np.int64),
-        data_dir=None if data_dir is None else str(Path(data_dir).absolute()),
-        limit=limit,
-    )
+    """Load, verify and preprocess a data set into namespace ``xp`` in ``dtype`` (see ``DataSource``)."""
+    return DataSource(None if data_dir is None else str(data_dir), limit).load(dtype, xp)
 
 
 def load_mnist(
@@ -269,4 +318,4 @@ def load_mnist(
 
     ``limit`` keeps the first ``limit`` training images; the test set is always whole.
     """
-    return load(namespace(device), dtype, data_dir, limit)
+    return DataSource(None if data_dir is None else str(data_dir), limit, device).load(dtype)

@@ -1,7 +1,7 @@
 """The project's error types: one line each, typed, and naming library parameters, never command-line flags.
 
 An error about one parameter's value carries that parameter's name (``SettingError.name``,
-``BackendError.device``, ``DivergenceError.lower_lr``), so that a command can say the same
+``BackendError.device``, ``DivergenceError.lower``), so that a command can say the same
 thing in terms of its own options.
 """
 
@@ -74,18 +74,23 @@ class LimitError(DataError, UsageError):
 class DivergenceError(MnistXpError):
     """Training produced NaN or infinite values (most often the learning rate is too high).
 
-    ``problem`` says what went wrong; ``lower_lr`` is a learning rate to try instead, and
-    ``checkpoint`` the file that holds the last good state (after epoch ``saved_epoch``), when known.
+    ``epoch`` is the epoch it happened in, ``problem`` what went non-finite, ``learning_rate`` the rate
+    then and ``lower`` a rate to try instead (a tenth of the run's base rate, named ``rate_name``);
+    ``saved`` is the checkpoint of the last good epoch (kept in ``path``), or None when none was kept.
     """
 
-    def __init__(self, problem: str, lower_lr: float | None = None, checkpoint=None, saved_epoch: int | None = None):
-        message = problem
-        if lower_lr is not None:
-            message += f"; try a lower learning rate, e.g. lr={lower_lr:g}"
-        if checkpoint is not None:
-            message += f"; the last good state (epoch {saved_epoch}) is in {checkpoint}"
-        super().__init__(message)
-        self.problem = problem
-        self.lower_lr = lower_lr
-        self.checkpoint = checkpoint
-        self.saved_epoch = saved_epoch
+    def __init__(self, epoch: int, problem: str, learning_rate: float, base_rate: float, rate_name="learning rate"):
+        super().__init__(epoch, problem, learning_rate, base_rate)
+        self.epoch, self.problem, self.learning_rate = epoch, problem, learning_rate
+        self.lower = float(f"{base_rate / 10:g}")
+        self.rate_name = rate_name
+        self.saved, self.path = None, None
+
+    def __str__(self) -> str:
+        message = (
+            f"training diverged in epoch {self.epoch}: {self.problem} (learning rate {self.learning_rate:g}); "
+            f"try a lower {self.rate_name}, e.g. {self.lower:g}"
+        )
+        if self.saved is not None:
+            message += f"; the last good state (epoch {self.saved.epoch}) is in {self.path}"
+        return message

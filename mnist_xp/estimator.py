@@ -1,11 +1,11 @@
 """``MLPClassifier``: the project's engine as a scikit-learn classifier.
 
 The parameters take scikit-learn's names (``sklearn.neural_network.MLPClassifier``) where they
-mean the same thing. They become a ``TrainConfig``, whose checks apply, and training is the
-engine's: ``trainer.initial_state``, ``make_optimizer`` and ``make_schedule`` set up the run and
-``training.fit`` runs it. The estimator adds what scikit-learn expects around that: input
-validation, label encoding, the stopping rules on ``tol`` and ``n_iter_no_change``, warm starts
-and ``partial_fit``.
+mean the same thing. They become a ``TrainConfig``, whose checks apply, and every fit is a run of
+``train``, the one pipeline, with scikit-learn's stopping rule (on ``tol`` and ``n_iter_no_change``)
+as an ``EarlyStopping`` callback. The estimator adds what scikit-learn expects around that: input
+validation, label encoding, warm starts and ``partial_fit``; ``model_`` is the fitted network as a
+``Model``, to save or export.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import nn
 from .backend import DEVICES, device_name, namespace, to_device, to_host
+from .callbacks import Callback, EarlyStopping
 from .config import MAX_SEED, SettingError, TrainConfig
-from .data import one_hot
+from .data import Dataset, one_hot
 from .errors import DivergenceError
-from .guard import divergence, float_warnings_off
-from .metrics import EVAL_BATCH, accuracy, predictions_and_loss
-from .trainer import fit_config, initial_state, make_optimizer
+from .metrics import EVAL_BATCH
+from .trainer import make_optimizer, train
 from .values import dtype_name, is_real_number, is_whole_number
 
 ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "logistic": "sigmoid", "leaky_relu": "leaky_relu"}
@@ -107,7 +107,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     (training loss of each epoch, the penalty included), ``n_iter_`` (epochs trained in all),
     ``best_loss_``, ``validation_scores_`` and ``best_validation_score_`` (with
     ``early_stopping``), ``coefs_`` and ``intercepts_`` (host arrays of the weights) and
-    ``config_``, the ``TrainConfig`` of the last call to ``fit`` or ``partial_fit``.
+    ``config_``, the ``TrainConfig`` of the last call to ``fit`` or ``partial_fit``, and ``model_``, the fitted
+    network as a ``Model`` (``model_.save(path)``, ``model_.to_onnx(path)``, ``model_.to_html(path)``).
     """
 
     def __init__(
@@ -206,49 +207,57 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         labels = encoder.transform(y)
         n_classes = len(encoder.classes_)
         early_stopping = self.early_stopping and not incremental
-        Y = one_hot(labels, n_classes)
         if early_stopping:
-            X, X_val, Y, Y_val = self._validation_split(X, Y, labels, config.seed)
+            X, X_val, labels, labels_val = self._validation_split(X, labels, config.seed)
         xp = namespace(self.device)
         rows = X.shape[0] if config.full_batch else min(config.batch_size, X.shape[0])
         config = replace(config, l2=config.l2 / rows)
-        optimizer = make_optimizer(config, xp)
-        layer_sizes = [X.shape[1], *config.hidden, n_classes]
+        state = None
         if continuing:
-            self._check_continuable(self._state, layer_sizes, config, xp)
-            # A shallow copy: fit replaces the arrays rather than writing into them, so the fitted state stays whole
-            # should this run fail.
+            self._check_continuable(self._state, [X.shape[1], *config.hidden, n_classes], config, xp)
+            # A shallow copy: training replaces the arrays rather than writing into them, so the fitted state stays
+            # whole should this run fail.
             state = replace(self._state, history=list(self._state.history))
             if not incremental or config.optimizer != self.config_.optimizer:
-                state.opt_state = optimizer.init(state.params)
-        else:
-            state = initial_state(config, layer_sizes, xp, optimizer)
-        epochs = state.epoch + (1 if incremental else config.epochs)
-        monitor = _Monitor(
-            self.verbose, config.activation, None if incremental else _Plateau(self.tol, self.n_iter_no_change)
-        )
-        if early_stopping:
-            monitor.validation = to_device(X_val, xp, config.dtype), np.argmax(Y_val, axis=1)
-        with float_warnings_off():
-            X_device, Y_device = to_device(X, xp, config.dtype), to_device(Y, xp, config.dtype)
-            fit_config(config, state, X_device, Y_device, optimizer=optimizer, epochs=epochs, on_epoch=monitor)
-        if monitor.best_params is not None:
-            state.params = monitor.best_params
+                state.opt_state = make_optimizer(config, xp).init(state.params)
+        done = 0 if state is None else state.epoch
+        callbacks = [_Verbose()] if self.verbose else []
+        stopper = None
+        if not incremental:
+            stopper = EarlyStopping(
+                "val_accuracy" if early_stopping else "loss",
+                mode="max" if early_stopping else "min",
+                patience=self.n_iter_no_change + 1,
+                min_delta=self.tol,
+                restore_best_weights=early_stopping,
+            )
+            callbacks.append(stopper)
+        run = replace(config, epochs=done + (1 if incremental else config.epochs))
+        data = _dataset(X, labels, n_classes, xp, config.dtype)
+        validation = _dataset(X_val, labels_val, n_classes, xp, config.dtype, held_out=True) if early_stopping else None
+        try:
+            result = train(run, data=data, validation=validation, state=state, callbacks=callbacks)
+        except DivergenceError as exc:
+            raise DivergenceError(exc.epoch, exc.problem, exc.learning_rate, config.lr, "learning_rate_init") from None
+        state = result.state
+        if stopper is not None and stopper.best_params is not None:
+            state.params = stopper.best_params
         self._encoder, self.classes_ = encoder, encoder.classes_
         self._state = state
+        self.model_ = result.model
         self.config_ = config
         self.n_iter_ = state.epoch
         self.loss_curve_ = list(state.losses)
         self.best_loss_ = None if early_stopping else min(self.loss_curve_)
         if early_stopping:
-            self.validation_scores_ = monitor.scores
-            self.best_validation_score_ = max(monitor.scores)
+            self.validation_scores_ = list(stopper.scores)
+            self.best_validation_score_ = max(stopper.scores)
         if incremental:
             return self
-        if monitor.stop.stopped:
+        if stopper.stopped:
             if self.verbose:
                 print(f"No improvement of more than tol={self.tol} in {self.n_iter_no_change + 1} epochs: stopping.")
-        elif state.epoch == epochs:
+        elif state.epoch == run.epochs:
             warnings.warn(
                 f"MLPClassifier: max_iter={config.epochs} epochs ran without meeting the stopping rule "
                 f"(tol={self.tol}, n_iter_no_change={self.n_iter_no_change}); the network may be undertrained",
@@ -331,17 +340,17 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             _refuse("random_state", self.random_state, "is not an int, a RandomState or None")
         return int(rng.randint(MAX_SEED))
 
-    def _validation_split(self, X, Y, labels, seed: int):
-        """(X, X_val, Y, Y_val): a stratified ``validation_fraction`` of the samples held out for early stopping."""
-        X, X_val, Y, Y_val = train_test_split(
-            X, Y, test_size=self.validation_fraction, random_state=seed, stratify=labels
+    def _validation_split(self, X, labels, seed: int):
+        """(X, X_val, labels, labels_val): a stratified ``validation_fraction`` of the samples held out for early stopping."""
+        X, X_val, labels, labels_val = train_test_split(
+            X, labels, test_size=self.validation_fraction, random_state=seed, stratify=labels
         )
         if X_val.shape[0] < 2:
             raise ValueError(
                 f"MLPClassifier: validation_fraction={self.validation_fraction} leaves {X_val.shape[0]} validation "
                 "sample: raise it, or give more samples"
             )
-        return X, X_val, Y, Y_val
+        return X, X_val, labels, labels_val
 
     def _check_continuable(self, state, layer_sizes: list[int], config: TrainConfig, xp) -> None:
         """A warm start or partial_fit continues the fitted network only if the layers, dtype and device still match it."""
@@ -356,58 +365,21 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             )
 
 
-class _Monitor:
-    """``fit``'s ``on_epoch`` for the estimator: stops on divergence, reports with ``verbose``, applies the
-    stopping rule ``stop`` (None: never stops) to the training loss, or with a ``validation`` set (device
-    inputs, host labels) to its accuracy, keeping a copy of the best epoch's parameters."""
+class _Verbose(Callback):
+    """``verbose``: prints each epoch's loss, and its validation score where there is one, as scikit-learn does."""
 
-    def __init__(self, verbose: bool, activation: str, stop: _Plateau | None):
-        self.verbose = verbose
-        self.activation = activation
-        self.stop = stop
-        self.validation = None
-        self.scores = []
-        self.best_params = None
-
-    def __call__(self, state, result) -> bool:
-        problem = divergence(state, result)
-        if problem is not None:
-            raise DivergenceError(
-                f"training diverged in epoch {result.epoch}: {problem}; try a lower learning_rate_init"
-            )
-        if self.verbose:
-            print(f"Iteration {result.epoch}, loss = {result.loss:.8f}")
-        if self.stop is None:
-            return False
-        if self.validation is None:
-            return self.stop.update(-result.loss)
-        X, labels = self.validation
-        score = accuracy(predictions_and_loss(state.params, X, activation=self.activation)[0], labels)
-        if self.verbose:
-            print(f"Validation score: {score:.6f}")
-        if not self.scores or score > max(self.scores):
-            xp = array_namespace(X)
-            self.best_params = [(xp.asarray(W, copy=True), xp.asarray(b, copy=True)) for W, b in state.params]
-        self.scores.append(score)
-        return self.stop.update(score)
+    def on_epoch_end(self, run, result):
+        print(f"Iteration {result.epoch}, loss = {result.loss:.8f}")
+        if "val_accuracy" in result.metrics:
+            print(f"Validation score: {result.metrics['val_accuracy']:.6f}")
 
 
-class _Plateau:
-    """The stopping rule: ``update(score)`` (higher is better) returns True once ``patience`` + 1 epochs in a row
-    fail to beat the best score so far by ``tol``."""
-
-    def __init__(self, tol: float, patience: int):
-        self.tol = tol
-        self.patience = patience
-        self.best = -float("inf")
-        self.waited = 0
-        self.stopped = False
-
-    def update(self, score: float) -> bool:
-        self.waited = self.waited + 1 if score < self.best + self.tol else 0
-        self.best = max(self.best, score)
-        self.stopped = self.waited > self.patience
-        return self.stopped
+def _dataset(X, labels, n_classes: int, xp, dtype: str, held_out: bool = False) -> Dataset:
+    """Samples and their encoded labels as a ``Dataset`` on the estimator's device: to train on, or ``held_out``."""
+    X, Y = to_device(X, xp, dtype), to_device(one_hot(labels, n_classes), xp, dtype)
+    if held_out:  # a validation set is read from the test slots, as ``holdout.carve`` puts it there
+        return Dataset(X_train=X, Y_train=Y, y_train=labels, X_test=X, Y_test=Y, y_test=labels)
+    return Dataset(X_train=X, Y_train=Y, y_train=labels, X_test=None, Y_test=None, y_test=None)
 
 
 def _refuse(name: str, value, complaint: str):

@@ -10,21 +10,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from array_api_compat import array_namespace
 
 from . import checkpoint as checkpoints
 from . import guard, nn, resume, schedules
-from .backend import device_name, fused_kernels, host_rng, namespace, standard_normal
-from .config import ADAMW_WEIGHT_DECAY, DEFAULT, TrainConfig, recipe
-from .data import Dataset, load
-from .errors import UsageError
-from .metrics import epoch_metrics, evaluate_report
+from .backend import device_name, fused_kernels, host_rng, standard_normal
+from .callbacks import (
+    Callback,
+    CheckpointKeeper,
+    DivergenceGuard,
+    EarlyStopping,
+    EpochFunction,
+    TestCurves,
+    ValidationMetrics,
+)
+from .config import ADAMW_WEIGHT_DECAY, DEFAULT, SettingError, TrainConfig, recipe
+from .data import Dataset, DataSource
+from .errors import DivergenceError
+from .metrics import evaluate_report
 from .model import Model
 from .optim import Optimizer, adam, momentum, sgd
 from .training import EpochResult, TrainState, batch_slices, fit, history_records
-from .validation import EarlyStopping, carve
+from .validation import carve
 from .values import dtype_name
 
 
@@ -89,9 +98,30 @@ def fit_config(
 
 
 @dataclass
+class Run:
+    """A run in progress, as callbacks see it: its settings, data and state.
+
+    ``data`` is the training data (less the validation split), ``validation`` that split (None
+    without one), ``resumed`` the checkpoint the run continues (None for a fresh run) and
+    ``params`` the weights the trained model takes: the last epoch's unless a callback (early
+    stopping) puts others there in ``on_train_end``.
+    """
+
+    config: TrainConfig
+    data: Dataset
+    validation: Dataset | None
+    state: TrainState
+    layer_sizes: list[int]
+    resumed: checkpoints.Checkpoint | None = None
+    params: list | None = None
+    stopping: bool = False
+
+
+@dataclass
 class TrainResult:
     """What a run gives back: the ``model``, its ``config``, per-epoch ``history``, the ``test`` report
-    (``metrics.summarize``; None without a test set), the training time, and the epoch early stopping kept."""
+    (``metrics.summarize``; None without a test set), the training time, the epoch early stopping kept,
+    the final ``state`` and the ``data`` it trained and was tested on (the validation split included)."""
 
     model: Model
     config: TrainConfig
@@ -100,6 +130,7 @@ class TrainResult:
     train_seconds: float
     best_epoch: int | None
     state: TrainState
+    data: Dataset
 
     @property
     def test_accuracy(self) -> float | None:
@@ -113,83 +144,120 @@ class TrainResult:
 def train(
     config: TrainConfig | str | None = None,
     *,
-    data: Dataset | None = None,
+    data: Dataset | DataSource | None = None,
     device: str = "cpu",
     data_dir: Path | str | None = None,
     limit: int | None = None,
+    callbacks: Sequence[Callback] = (),
     on_epoch: Callable[[TrainState, EpochResult], bool | None] | None = None,
     measure_test: bool = False,
     checkpoint: Path | str | None = None,
     checkpoint_every: int = 1,
     resume_from: checkpoints.Checkpoint | Path | str | None = None,
+    validation: Dataset | None = None,
+    state: TrainState | None = None,
 ) -> TrainResult:
     """Train a network as ``config`` (or the recipe of that name; by default ``DEFAULT``) says, and test it.
 
-    ``data`` is a ``Dataset`` (``load_mnist``'s); without it MNIST (or ``data_dir``, first ``limit``
-    images) is loaded onto ``device``. The network's input and output widths come from the data.
-    ``on_epoch(state, result)`` is called after every epoch (add to ``result.metrics``; return True
-    to stop). With ``config.val`` each epoch's metrics hold ``val_loss`` and ``val_accuracy``;
-    ``measure_test`` adds ``test_accuracy``, ``test_loss`` and ``train_accuracy`` (on the first
-    10,000 training images), for curves. ``train_seconds`` counts the epochs' own time, not these
-    measurements or the callbacks. ``checkpoint`` keeps
-    the run's state in that file every ``checkpoint_every`` epochs (and on an interrupt), and
-    ``resume_from`` continues a checkpointed run: then only ``epochs`` and ``lr`` may differ from it.
+    This is the one way a run is made: the commands, ``MLPClassifier`` and the tuner all come here.
+    ``data`` is a ``Dataset`` (``load_mnist``'s) or a ``DataSource`` to load; without it MNIST (or the
+    IDX files in ``data_dir``, first ``limit`` training images) is loaded onto ``device``. The
+    network's input and output widths come from the data.
+
+    What varies between runs comes as ``callbacks`` (``callbacks.Callback``), called in order after
+    the run's own: the validation metrics (with ``config.val``, or a given ``validation`` set), early
+    stopping (with ``config.patience``), then the given ones, then the divergence guard and the
+    checkpoint keeper. ``on_epoch(state, result)`` is a plain function called as a callback (add to
+    ``result.metrics``; return True to stop). ``measure_test`` adds ``test_accuracy``, ``test_loss``
+    and ``train_accuracy`` (on the first 10,000 training images) to every epoch, for curves.
+    ``train_seconds`` counts the epochs' own time, not these measurements or the callbacks.
+
+    ``checkpoint`` keeps the run's state in that file every ``checkpoint_every`` epochs (and on an
+    interrupt or divergence), and ``resume_from`` continues a checkpointed run on the data it was made
+    on: then only ``epochs`` and ``lr`` may differ from it. ``state`` starts from given weights and
+    optimizer state instead of fresh ones (a warm start).
     """
     config = recipe(config) if isinstance(config, str) else config
-    saved = checkpoints.load(resume_from) if isinstance(resume_from, (str, Path)) else resume_from
-    if saved is not None:
-        config = resume.resumed_config(saved, config)
-        data_dir, limit = resume.stored_data(saved) if data is None else (data_dir, limit)
-    elif config is None:
-        config = DEFAULT
+    resumed = None
+    if resume_from is not None:
+        resumed = resume.resolve(resume_from, device)
+        config = resume.resumed_config(resumed.checkpoint, config)
+        data = resumed.source if data is None else data
+    config = DEFAULT if config is None else config
     if data is None:
-        data = load(namespace(device), config.dtype, data_dir, limit)
-    xp = array_namespace(data.X_train)
+        data = DataSource(None if data_dir is None else str(data_dir), limit, device)
+    if isinstance(data, DataSource):
+        data = data.load(config.dtype)
     if dtype_name(data.X_train) != config.dtype:
-        raise UsageError(f"the data is {data.X_train.dtype}, but the config asks for {config.dtype}")
-    validation = None
+        raise SettingError("dtype", f"the data is {dtype_name(data.X_train)}, but the config asks for {config.dtype}")
+    if resumed is not None:
+        resume.check_data(resumed.checkpoint, data)
+    whole = data
     if config.val is not None:
         data, validation = carve(data, config.val, config.seed)
-    n_train = data.X_train.shape[0]
+    xp = array_namespace(data.X_train)
     layer_sizes = [data.X_train.shape[1], *config.hidden, data.Y_train.shape[1]]
-    batch = None if config.full_batch else config.batch_size
     optimizer = make_optimizer(config, xp)
-    if saved is None:
+    if resumed is not None:
+        resume.check_steps(resumed.checkpoint, data.X_train.shape[0], None if config.full_batch else config.batch_size)
+        state = checkpoints.restore(resumed.checkpoint, xp, optimizer, layer_sizes, config.dtype)
+    elif state is None:
         state = initial_state(config, layer_sizes, xp, optimizer)
-    else:
-        resume.check_steps(saved, n_train, batch)
-        state = checkpoints.restore(saved, xp, optimizer, layer_sizes, config.dtype)
-    stopper = None if validation is None else EarlyStopping(validation, config.activation, config.patience)
-    settings = config.to_dict() | {"limit": data.limit, "data_dir": data.data_dir}
-    kept = checkpoint if checkpoint is not None or saved is None else saved.source
-    keeper = guard.Keeper(state, settings, None if kept is None else Path(kept), checkpoint_every)
+    run = Run(config, data, validation, state, layer_sizes, None if resumed is None else resumed.checkpoint)
+
+    own: list[Callback] = []
+    stopper = None
+    if validation is not None:
+        own.append(ValidationMetrics())
+    if config.val is not None:
+        stopper = EarlyStopping("val_loss", patience=config.patience, restore_best_weights=config.patience is not None)
+        own.append(stopper)
+    if measure_test:
+        own.append(TestCurves(data))
+    own += list(callbacks)
+    if on_epoch is not None:
+        own.append(EpochFunction(on_epoch))
+    own.append(DivergenceGuard())
+    kept = checkpoint if checkpoint is not None or resumed is None else resumed.checkpoint.source
+    keeper = None
+    if kept is not None:
+        settings = config.to_dict() | {resume.DATA_KEY: _data_record(whole)}
+        keeper = CheckpointKeeper(kept, settings, checkpoint_every)
+        own.append(keeper)  # last: the history it keeps holds every callback's metrics
 
     def each_epoch(state, result):
-        stop = stopper is not None and stopper(state, result)
-        if measure_test:
-            result.metrics.update(epoch_metrics(state.params, data, config.activation))
-        stop = bool(on_epoch is not None and on_epoch(state, result)) or stop
-        keeper.on_epoch(state, result)  # last: it checks for divergence and checkpoints the finished epoch
-        return stop
+        run.stopping = False
+        for callback in own:
+            run.stopping = bool(callback.on_epoch_end(run, result)) or run.stopping
+        return run.stopping
 
+    for callback in own:
+        callback.on_train_begin(run)
     try:
         with guard.float_warnings_off():
-            state = fit_config(config, state, data.X_train, data.Y_train, optimizer=optimizer, on_epoch=each_epoch)
-        keeper.save()
-    except (guard.Interrupted, KeyboardInterrupt) as stop:
-        stop.saved = keeper.save()  # the last finished epoch, for the caller to report
-        stop.path = keeper.path
+            fit_config(config, state, data.X_train, data.Y_train, optimizer=optimizer, on_epoch=each_epoch)
+    except (guard.Interrupted, KeyboardInterrupt, DivergenceError) as stop:
+        stop.saved = None if keeper is None else keeper.save()  # the last finished epoch, for the caller to report
+        stop.path = None if keeper is None else keeper.path
         raise
-    train_seconds = sum(result.seconds for result in state.history[0 if saved is None else saved.epoch :])
-    params = state.params
-    best_epoch = None if stopper is None else stopper.best_epoch
-    if stopper is not None and config.patience is not None and stopper.best_params is not None:
-        params = stopper.best_params
+    if keeper is not None:
+        keeper.save()
+    run.params = state.params
+    for callback in own:
+        callback.on_train_end(run)
     test = None
     if data.X_test is not None and data.X_test.shape[0]:
-        test = evaluate_report(params, data.X_test, data.Y_test, data.y_test, config.activation)
+        test = evaluate_report(run.params, data.X_test, data.Y_test, data.y_test, config.activation)
     extra = {"history": history_records(state.history)}
     if test is not None:
         extra["test_accuracy"] = test["accuracy"]
-    model = Model(params, config.activation, extra=extra, device=device_name(xp))
-    return TrainResult(model, config, list(state.history), test, train_seconds, best_epoch, state)
+    first = 0 if resumed is None else resumed.checkpoint.epoch
+    train_seconds = sum(result.seconds for result in state.history[first:])
+    model = Model(run.params, config.activation, extra=extra, device=device_name(xp))
+    best_epoch = None if stopper is None else stopper.best_epoch
+    return TrainResult(model, config, list(state.history), test, train_seconds, best_epoch, state, whole)
+
+
+def _data_record(data: Dataset) -> dict:
+    """The data's record for a checkpoint: where it came from and its fingerprint (none for arrays made elsewhere)."""
+    return (data.source or DataSource()).record(data.fingerprint)

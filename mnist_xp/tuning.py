@@ -19,6 +19,7 @@ Optuna is imported on first use, so that the rest of the package works without i
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import multiprocessing
@@ -31,9 +32,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .callbacks import Callback
 from .config import FIELDS, TrainConfig, complaint_about
-from .data import Dataset, load_mnist
-from .errors import DivergenceError, MnistXpError, SettingError, first_line
+from .data import Dataset, DataSource
+from .errors import DivergenceError, MnistXpError, SettingError, UsageError, first_line
+from .trainer import train
 from .validation import split_indices
 from .values import dtype_name
 
@@ -321,13 +324,19 @@ class StudySpec:
     budget: float | None = None
     prune: bool = True
     heartbeat: int = 10
-    device: str = "cpu"
-    data_dir: str | None = None
-    limit: int | None = None
+    data: DataSource = DataSource()
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """The SHA-256 of the study's data (``DataSource.fingerprint``), computed once."""
+        return self.data.fingerprint()
 
     def settings(self) -> dict:
         """What a study must keep from its first run on, so that all its trials compare; stored with it."""
-        return {"space": self.space, "val": self.val, "seed": self.seed, "budget": self.budget, "limit": self.limit}
+        return {
+            "space": self.space, "val": self.val, "seed": self.seed, "budget": self.budget,
+            "data": self.data.record(self.fingerprint),
+        }
 
     def base(self) -> TrainConfig:
         return base_config(self.val, self.seed)
@@ -443,13 +452,30 @@ def open_study(spec: StudySpec, storage=None):
 
 def _check_same(spec: StudySpec, kept: dict) -> None:
     """A study's trials compare only when they share space, split, seed, budget and data: refuse a different one."""
-    for key in ("space", "val", "seed", "budget", "limit"):
-        if kept.get(key) != spec.settings()[key]:
-            was = "a different space" if key == "space" else repr(kept.get(key))
-            raise SettingError(
-                key, f"study {spec.name!r} was started with {was}: give the same to continue it, or a new study name",
-                mentions=("study",),
-            )
+    settings = spec.settings()
+    for key in ("space", "val", "seed", "budget"):
+        if kept.get(key) != settings[key]:
+            raise StudyMismatch(spec.name, key, kept.get(key))
+    data = kept.get("data") or {"limit": kept.get("limit"), "sha256": None}
+    if data.get("limit") != spec.data.limit:
+        raise StudyMismatch(spec.name, "limit", data.get("limit"))
+    if data.get("sha256") not in (None, spec.fingerprint):
+        raise StudyMismatch(spec.name, "data_dir", data.get("folder") or "the bundled MNIST")
+
+
+class StudyMismatch(UsageError):
+    """A study is continued with settings or data other than those it was started with.
+
+    ``setting`` names what differs (a ``TrainConfig`` field, ``space``, ``budget``, ``limit`` or
+    ``data_dir``) and ``kept`` is the study's own value.
+    """
+
+    def __init__(self, study: str, setting: str, kept):
+        what = "another search space" if setting == "space" else f"{setting} {kept}"
+        if setting == "data_dir":
+            what = f"other data ({kept})"
+        super().__init__(f"study {study!r} was started with {what}: continue it with the same, or start another study")
+        self.study, self.setting, self.kept = study, setting, kept
 
 
 def tally(study) -> dict[str, int]:
@@ -491,7 +517,7 @@ class Objective:
         """The training data in ``dtype``, loaded once per worker, with the test set left out."""
         if dtype not in self.datasets:
             spec = self.spec
-            self.datasets[dtype] = _without_test(load_mnist(spec.device, dtype, spec.data_dir, spec.limit))
+            self.datasets[dtype] = _without_test(spec.data.load(dtype))
         return self.datasets[dtype]
 
     def __call__(self, trial) -> float:
@@ -511,29 +537,34 @@ class Objective:
         config = self.space.sample(trial, self.base)
         trial.set_user_attr("config", config.to_dict())
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-        budget = self.spec.budget
-
-        def on_epoch(state, result):
-            accuracy = result.metrics["val_accuracy"]
-            trial.report(accuracy, result.epoch)
-            trained = sum(epoch.seconds for epoch in state.history)
-            if budget is not None and trained / result.epoch * config.epochs > budget:
-                pace = trained / result.epoch
-                trial.set_user_attr("stopped", f"over the budget: {config.epochs} epochs of {pace:.2f} s")
-                raise optuna.TrialPruned()
-            if result.epoch < config.epochs and trial.should_prune():
-                trial.set_user_attr("stopped", f"pruned after epoch {result.epoch}")
-                raise optuna.TrialPruned()
-
-        from .trainer import train
-
         try:
-            result = train(config, data=self.data(config.dtype), on_epoch=on_epoch)
+            result = train(config, data=self.data(config.dtype), callbacks=[PruningReport(trial, self.spec.budget)])
         except DivergenceError:
             trial.set_user_attr("stopped", "diverged")
             raise optuna.TrialPruned() from None
         trial.set_user_attr("train_seconds", result.train_seconds)
         return validation_accuracy(result)
+
+
+class PruningReport(Callback):
+    """Reports each epoch's validation accuracy to the trial, and prunes it when Optuna says so or when
+    its training time would pass ``budget`` seconds (as soon as that is foreseeable)."""
+
+    def __init__(self, trial, budget: float | None):
+        self.trial = trial
+        self.budget = budget
+
+    def on_epoch_end(self, run, result):
+        optuna = require_optuna()
+        epochs = run.config.epochs
+        self.trial.report(result.metrics["val_accuracy"], result.epoch)
+        pace = sum(epoch.seconds for epoch in run.state.history) / result.epoch
+        if self.budget is not None and pace * epochs > self.budget:
+            self.trial.set_user_attr("stopped", f"over the budget: {epochs} epochs of {pace:.2f} s")
+            raise optuna.TrialPruned()
+        if result.epoch < epochs and self.trial.should_prune():
+            self.trial.set_user_attr("stopped", f"pruned after epoch {result.epoch}")
+            raise optuna.TrialPruned()
 
 
 def validation_accuracy(result) -> float:

@@ -1,4 +1,4 @@
-"""A validation split carved from the training set, and early stopping on it.
+"""A validation split carved from the training set (``callbacks.EarlyStopping`` stops on it).
 
 The test set is never looked at while choosing epochs or settings: the validation images are
 drawn from the training images, a pure function of the seed, and removed from training.
@@ -12,15 +12,14 @@ import numpy as np
 from array_api_compat import array_namespace
 
 from .backend import host_generator, to_device
+from .config import SettingError
 from .data import Dataset
-from .errors import UsageError
-from .metrics import accuracy, predictions_and_loss
 
 
 def split_indices(seed: int, n: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Sorted (train, validation) index arrays: ``size`` of the ``n`` samples, chosen by ``seed``, go to validation."""
     if not 0 < size < n:
-        raise UsageError(f"--val {size} must leave some training images: choose 1..{n - 1}")
+        raise SettingError("val", f"{size} must leave some training images: choose 1..{n - 1}")
     order = host_generator("validation", seed).permutation(n)
     return np.sort(order[size:]), np.sort(order[:size])
 
@@ -43,30 +42,3 @@ def carve(dataset: Dataset, size: int, seed: int) -> tuple[Dataset, Dataset]:
     training = replace(dataset, X_train=X, Y_train=Y, y_train=y)
     validation = Dataset(X_train=X_val, Y_train=Y_val, y_train=y_val, X_test=X_val, Y_test=Y_val, y_test=y_val)
     return training, validation
-
-
-class EarlyStopping:
-    """An ``on_epoch`` callback: records validation loss and accuracy, stops after ``patience`` epochs without a better loss.
-
-    With ``patience`` None it only records. ``best_params`` holds a copy of the parameters of the
-    epoch with the lowest validation loss.
-    """
-
-    def __init__(self, validation: Dataset, activation: str, patience: int | None = None):
-        self.validation = validation
-        self.activation = activation
-        self.patience = patience
-        self.best_loss = float("inf")
-        self.best_epoch = 0
-        self.best_params = None
-
-    def __call__(self, state, result) -> bool:
-        val = self.validation
-        predicted, val_loss = predictions_and_loss(state.params, val.X_test, val.Y_test, self.activation)
-        result.metrics["val_loss"] = val_loss
-        result.metrics["val_accuracy"] = accuracy(predicted, val.y_test)
-        if val_loss < self.best_loss:
-            xp = array_namespace(state.params[0][0])
-            self.best_params = [(xp.asarray(W, copy=True), xp.asarray(b, copy=True)) for W, b in state.params]
-            self.best_loss, self.best_epoch = val_loss, result.epoch
-        return self.patience is not None and result.epoch - self.best_epoch >= self.patience

@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from mnist_xp.cli.common import message_for, run_reporting_errors
 from mnist_xp.config import SettingError as SettingErrorFromConfig
 from mnist_xp.errors import BackendError, DivergenceError, MnistXpError, SettingError, UsageError
+from mnist_xp.tuning import StudyMismatch
 
 DIVERGED = "training diverged in epoch 3: the loss is nan (learning rate 0.5)"
+
+
+def diverged(saved_epoch: int | None = None, path: str | None = None) -> DivergenceError:
+    """A divergence in epoch 3 at rate 0.5, its last good state saved after ``saved_epoch`` in ``path`` if given."""
+    error = DivergenceError(3, "the loss is nan", 0.5, 0.5)
+    if saved_epoch is not None:
+        error.saved, error.path = SimpleNamespace(epoch=saved_epoch), Path(path)
+    return error
+
 
 # (the library's error, its message, the line a command prints)
 ERRORS = [
@@ -41,19 +52,28 @@ ERRORS = [
         "--device gpu needs CuPy, which is not installed; install it with: pip install 'mnist-xp[gpu]'",
     ),
     (
-        DivergenceError(DIVERGED, lower_lr=0.05),
-        f"{DIVERGED}; try a lower learning rate, e.g. lr=0.05",
+        diverged(),
+        f"{DIVERGED}; try a lower learning rate, e.g. 0.05",
         f"{DIVERGED}; try a lower learning rate, e.g. --lr 0.05",
     ),
     (
-        DivergenceError(DIVERGED, lower_lr=0.05, checkpoint=Path("my runs/run.npz"), saved_epoch=2),
-        f"{DIVERGED}; try a lower learning rate, e.g. lr=0.05; the last good state (epoch 2) is in my runs/run.npz",
+        diverged(2, "my runs/run.npz"),
+        f"{DIVERGED}; try a lower learning rate, e.g. 0.05; the last good state (epoch 2) is in my runs/run.npz",
         (
             f"{DIVERGED}; try a lower learning rate, e.g. --lr 0.05; "
             "the last good state (epoch 2) is in my runs/run.npz: --resume 'my runs/run.npz' --lr 0.05"
         ),
     ),
-    (DivergenceError(DIVERGED), DIVERGED, DIVERGED),
+    (
+        StudyMismatch("s", "limit", 2000),
+        "study 's' was started with limit 2000: continue it with the same, or start another study",
+        "study 's' was started with --limit 2000: give the same --limit to continue it, or a new --study name",
+    ),
+    (
+        StudyMismatch("s", "space", {"lr": [0.1]}),
+        "study 's' was started with another search space: continue it with the same, or start another study",
+        "study 's' was started with a different space: give the same --space to continue it, or a new --study name",
+    ),
     (MnistXpError("model.npz: not a model file"), "model.npz: not a model file", "model.npz: not a model file"),
 ]
 
@@ -88,7 +108,7 @@ def reported(capsys, error: Exception, parser=None) -> tuple[int, str]:
         (UsageError("unknown recipe 'quick'"), 2, "error: unknown recipe 'quick'"),
         (BackendError("gpu", "needs a CUDA GPU, and none is visible on this machine"), 1,
          "error: --device gpu needs a CUDA GPU, and none is visible on this machine"),
-        (DivergenceError(DIVERGED, lower_lr=0.05), 3,
+        (diverged(), 3,
          f"error: {DIVERGED}; try a lower learning rate, e.g. --lr 0.05"),
         (MnistXpError("cannot open the storage"), 1, "error: cannot open the storage"),
         (KeyboardInterrupt(), 130, "interrupted"),

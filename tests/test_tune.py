@@ -280,10 +280,7 @@ def test_a_study_refuses_other_options_than_it_was_started_with(tmp_path, capsys
         capsys, "--study", "s", "--trials", "2", "--storage", url, "--space", space, "--limit", "3000", "--val", "500"
     )
     assert code == 2 and err.count("\n") == 1
-    assert err == (
-        "error: argument --limit: study 's' was started with 2000: give the same to continue it, "
-        "or a new study name (--study)\n"
-    )
+    assert err == "error: study 's' was started with --limit 2000: give the same --limit to continue it, or a new --study name\n"
     code, err = run_main(
         capsys, "--study", "s", "--trials", "2", "--storage", url, "--space", space, "--limit", "2000", "--val", "2000"
     )

@@ -18,6 +18,7 @@ from typing import Callable, NoReturn
 
 from ..config import FIELDS, Kind, TrainConfig, complaint_about
 from ..errors import BackendError, DivergenceError, MnistXpError, SettingError, UsageError
+from ..tuning import StudyMismatch
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -44,13 +45,23 @@ def message_for(exc: MnistXpError) -> str:
         return f"argument {flag(exc.name)}: {exc.complaint}{named}"
     if isinstance(exc, BackendError):
         return f"{flag('device')} {exc.device} {exc.problem}"
-    if isinstance(exc, DivergenceError) and exc.lower_lr is not None:
-        lower = f"{flag('lr')} {exc.lower_lr:g}"
-        message = f"{exc.problem}; try a lower learning rate, e.g. {lower}"
-        if exc.checkpoint is not None:
-            resume = f"{flag('resume')} {shlex.quote(str(exc.checkpoint))} {lower}"
-            message += f"; the last good state (epoch {exc.saved_epoch}) is in {exc.checkpoint}: {resume}"
+    if isinstance(exc, DivergenceError):
+        lower = f"{flag('lr')} {exc.lower:g}"
+        message = (
+            f"training diverged in epoch {exc.epoch}: {exc.problem} (learning rate {exc.learning_rate:g}); "
+            f"try a lower learning rate, e.g. {lower}"
+        )
+        if exc.saved is not None:
+            resume = f"{flag('resume')} {shlex.quote(str(exc.path))} {lower}"
+            message += f"; the last good state (epoch {exc.saved.epoch}) is in {exc.path}: {resume}"
         return message
+    if isinstance(exc, StudyMismatch):
+        was = {"space": "a different space", "data_dir": f"other data ({exc.kept})"}
+        option = flag(exc.setting)
+        return (
+            f"study {exc.study!r} was started with {was.get(exc.setting, f'{option} {exc.kept}')}: "
+            f"give the same {option} to continue it, or a new {flag('study')} name"
+        )
     return str(exc)
 
 

@@ -15,13 +15,15 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from tqdm import tqdm
 
-from .. import backend, checkpoint, guard, metrics, plots, resume
+from .. import backend, guard, metrics, plots, resume
+from ..callbacks import Callback
 from ..config import FIELDS, RECIPES, RESUMABLE, SettingError, TrainConfig, read_recipe
-from ..data import IMAGE_SHAPE, load_mnist
+from ..data import IMAGE_SHAPE, DataSource
 from ..errors import DivergenceError, UsageError
 from ..trainer import TrainResult, train
 from ..training import history_records
@@ -106,64 +108,71 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve(parser: argparse.ArgumentParser, args: argparse.Namespace):
-    """The run's config and its checkpoint (None for a fresh run), from the recipe or the checkpoint plus the options."""
+    """The run's config, its data and the checkpoint it continues (None for a fresh run), from the options."""
     given = given_settings(args)
     if args.recipe is not None and args.recipe_file is not None:
         parser.error("argument --recipe-file: not allowed with --recipe (choose one)")
     if args.resume is None:
         base = RECIPES[args.recipe or "default"] if args.recipe_file is None else read_recipe(args.recipe_file)
-        return config_from(base, given, parser), None
+        return config_from(base, given, parser), DataSource(args.data_dir, args.limit, args.device), None
     if args.recipe is not None or args.recipe_file is not None:
         option = "--recipe" if args.recipe is not None else "--recipe-file"
         parser.error(f"argument {option}: not allowed with --resume (the checkpoint holds the run's settings)")
-    saved = checkpoint.load(args.resume)
-    data_dir, limit = resume.stored_data(saved)
-    if args.limit is not None and args.limit != limit:
-        parser.error(f"argument --limit: cannot be changed when resuming (the checkpoint has {limit})")
-    args.limit = limit
-    if args.data_dir is None and data_dir is not None:
-        args.data_dir = Path(data_dir)
-    try:
-        return resume.resumed_config(saved, config_from(resume.stored_config(saved), given, parser)), saved
-    except SettingError as exc:
-        parser.error(f"argument {flag(exc.name)}: {exc.complaint}")
+    resumed = resume.resolve(args.resume, args.device)
+    source = resumed.source
+    if args.data_dir is not None or args.limit is not None:
+        source = replace(source, folder=args.data_dir or source.folder, limit=args.limit or source.limit)
+    return config_from(resumed.config, given, parser), source, resumed.checkpoint
+
+
+class Progress(Callback):
+    """The command's view of a run: the banner, a progress bar, a line every ``log_every`` epochs."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.bar = None
+
+    def on_train_begin(self, run):
+        config, epochs = run.config, run.config.epochs
+        print(
+            f"mnist-xp: {'-'.join(map(str, run.layer_sizes))} {config.activation}, {run.data.X_train.shape[0]} "
+            f"training images, {epochs} epochs, batch {config.batch_size}, lr {config.lr}, {config.dtype} "
+            f"on {self.args.device}"
+        )
+        print(describe_optimization(config))
+        if run.resumed is not None:
+            print(f"resuming {self.args.resume} after epoch {run.resumed.epoch}")
+        self.log_every = self.args.log_every or max(1, epochs // 10)
+        self.bar = tqdm(
+            total=epochs, initial=run.state.epoch, unit="epoch", disable=None, leave=False, dynamic_ncols=True
+        )
+
+    def on_epoch_end(self, run, result):
+        epochs = run.config.epochs
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{result.loss:.4f}")
+        last = result.epoch == epochs or run.stopping
+        if result.epoch % self.log_every == 0 or result.epoch == 1 or last:
+            metrics = "".join(f"  {name} {value:.4f}" for name, value in result.metrics.items())
+            self.bar.write(f"epoch {result.epoch:>{len(str(epochs))}}/{epochs}  loss {result.loss:.4f}{metrics}")
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
 
 
 def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> TrainResult:
     """Train as ``args`` say, printing progress, the test report and what was written."""
-    config, saved = resolve(parser, args)
+    config, source, saved = resolve(parser, args)
     if args.plots is not None:
         plots.require()
-    data = load_mnist(args.device, config.dtype, args.data_dir, args.limit)
-    n_train = data.X_train.shape[0] - (config.val or 0)
-    sizes = [data.X_train.shape[1], *config.hidden, data.Y_train.shape[1]]
-    print(
-        f"mnist-xp: {'-'.join(map(str, sizes))} {config.activation}, {n_train} training images, "
-        f"{config.epochs} epochs, batch {config.batch_size}, lr {config.lr}, {config.dtype} on {args.device}"
-    )
-    print(describe_optimization(config))
-    if saved is not None:
-        print(f"resuming {args.resume} after epoch {saved.epoch}")
-    epochs = config.epochs
-    log_every = args.log_every or max(1, epochs // 10)
-    progress = tqdm(
-        total=epochs, initial=0 if saved is None else saved.epoch, unit="epoch", disable=None, leave=False, dynamic_ncols=True
-    )
-
-    def on_epoch(state, result):
-        progress.update(1)
-        progress.set_postfix(loss=f"{result.loss:.4f}")
-        last = result.epoch == epochs or config.patience is not None and _will_stop(state, result, config)
-        if result.epoch % log_every == 0 or result.epoch == 1 or last:
-            shown = "".join(f"  {name} {value:.4f}" for name, value in result.metrics.items())
-            progress.write(f"epoch {result.epoch:>{len(str(epochs))}}/{epochs}  loss {result.loss:.4f}{shown}")
-
+    progress = Progress(args)
     try:
         with guard.interrupts_raise():
             result = train(
                 config,
-                data=data,
-                on_epoch=on_epoch,
+                data=source,
+                callbacks=[progress],
                 measure_test=args.plots is not None,
                 checkpoint=args.checkpoint,
                 checkpoint_every=args.checkpoint_every or 1,
@@ -175,17 +184,11 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> TrainResul
         raise
     finally:
         progress.close()
-    report(args, config, result, data)
+    report(args, config, result)
     return result
 
 
-def _will_stop(state, result, config: TrainConfig) -> bool:
-    """Whether early stopping ends the run after this epoch (so its line is printed)."""
-    best = min(range(len(state.history)), key=lambda i: state.history[i].metrics.get("val_loss", float("inf")))
-    return result.epoch - (best + 1) >= config.patience
-
-
-def report(args: argparse.Namespace, config: TrainConfig, result: TrainResult, data) -> None:
+def report(args: argparse.Namespace, config: TrainConfig, result: TrainResult) -> None:
     """Print the test report and write the files the options ask for."""
     if config.patience is not None and result.best_epoch and result.best_epoch != result.state.epoch:
         best = result.history[result.best_epoch - 1].metrics["val_loss"]
@@ -199,6 +202,7 @@ def report(args: argparse.Namespace, config: TrainConfig, result: TrainResult, d
         result.model.save(args.save)
         print(f"model saved to {args.save}")
     if args.plots is not None:
+        data = result.data
         written = plots.write_pictures(
             args.plots,
             result.model.params,
@@ -237,13 +241,26 @@ def run_report(args: argparse.Namespace, result: TrainResult) -> dict:
     """What ``--report`` writes: settings, per-epoch history, training time and the test evaluation."""
     return {
         "recipe": args.recipe or ("default" if args.resume is None else None),
-        "settings": result.config.to_dict() | {"limit": args.limit},
+        "settings": result.config.to_dict() | {"limit": result.data.source.limit},
         "train_seconds": result.train_seconds,
         "epochs_run": result.state.epoch,
         "best_epoch": result.best_epoch,
         "history": history_records(result.history),
         "test": result.test,
     }
+
+
+def divergence_message(exc: DivergenceError) -> str:
+    """The library's divergence report with the options that act on it: a lower --lr, and --resume."""
+    lower = f"--lr {exc.lower:g}"
+    message = (
+        f"training diverged in epoch {exc.epoch}: {exc.problem} (learning rate {exc.learning_rate:g}); "
+        f"try a lower learning rate, e.g. {lower}"
+    )
+    if exc.saved is None:
+        return message
+    path = shlex.quote(str(exc.path))
+    return f"{message}; the last good state (epoch {exc.saved.epoch}) is in {exc.path}: --resume {path} {lower}"
 
 
 def report_interrupt(stop: guard.Interrupted) -> None:
@@ -287,10 +304,12 @@ def _train_reporting_its_own_failures(parser: argparse.ArgumentParser, args: arg
     """
     try:
         run(parser, args)
+    except SettingError as exc:
+        parser.error(f"argument {flag(exc.name)}: {exc.complaint}")
     except UsageError as exc:
         parser.error(str(exc))
     except DivergenceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {divergence_message(exc)}", file=sys.stderr)
         return 3
     except guard.Interrupted as stop:
         return stop.exit_code

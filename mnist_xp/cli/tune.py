@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .. import backend, studyplots, tuning
 from ..config import DEFAULT, FIELDS, TrainConfig, value_text, write_recipe
-from ..data import load_mnist
+from ..data import DataSource
 from ..errors import MnistXpError
 from .common import add_data_dir_option, flag, output_path, positive_int, run_reporting_errors, text_parser
 
@@ -179,11 +179,9 @@ def run(args: argparse.Namespace) -> int:
         budget=args.budget,
         prune=not args.no_pruning,
         heartbeat=args.heartbeat,
-        device=args.device,
-        data_dir=None if args.data_dir is None else str(args.data_dir.absolute()),
-        limit=args.limit,
+        data=DataSource(args.data_dir, args.limit, args.device),
     )
-    data = load_mnist(args.device, spec.base().dtype, args.data_dir, args.limit)
+    data = spec.data.load(spec.base().dtype)
     tuning.check_data(spec, data)
     storage = tuning.open_storage(storage_url, args.heartbeat)
     study = tuning.open_study(spec, storage)
