@@ -132,7 +132,7 @@ def write_broken_dataset(folder: Path) -> None:
         (["--hidden", "128,x"], 2, "argument --hidden: 'x' is not a whole number"),
         (["--activation", "swish"], 2, "argument --activation: invalid choice: 'swish'"),
         (["--device", "tpu"], 2, "argument --device: invalid choice: 'tpu'"),
-        (["--limit", "70000"], 2, "error: --limit 70000 is outside 1..60000"),
+        (["--limit", "70000"], 2, "error: argument --limit: 70000 is outside 1..60000"),
         (["--data-dir", "/nonexistent/folder"], 1, "error: /nonexistent/folder: data folder not found"),
     ],
 )

@@ -75,7 +75,7 @@ BAD_OPTIONS = [
     (["--seed", "-1"], "argument --seed: '-1' is outside 0..4294967295"),
     (["--seed", "4294967296"], "argument --seed: '4294967296' is outside 0..4294967295"),
     (["--limit", "0"], "argument --limit: '0' must be positive"),
-    (["--limit", "70000"], "--limit 70000 is outside 1..60000 (the training set's size)"),
+    (["--limit", "70000"], "argument --limit: 70000 is outside 1..60000 (the training set's size)"),
     (["--log-every", "0"], "argument --log-every: '0' must be positive"),
     (["--checkpoint-every", "0", "--checkpoint", "x.npz"], "argument --checkpoint-every: '0' must be positive"),
     (["--checkpoint-every", "2"], "argument --checkpoint-every: needs --checkpoint PATH (or --resume PATH)"),
