@@ -87,12 +87,9 @@ def run_reporting_errors(action: Callable[[], int | None], parser: argparse.Argu
         code = action() or 0
         sys.stdout.flush()  # a closed pipe shows here, not at the interpreter's exit
         return code
-    except UsageError as exc:
-        if parser is not None:
-            usage_error(parser, exc)
-        print(f"error: {message_for(exc)}", file=sys.stderr)
-        return EXIT_USAGE
     except MnistXpError as exc:
+        if parser is not None and isinstance(exc, UsageError):
+            usage_error(parser, exc)
         print(f"error: {message_for(exc)}", file=sys.stderr)
         return exit_code_for(exc)
     except KeyboardInterrupt:
