@@ -1,12 +1,8 @@
-"""The recipe, optimizer, regularisation and report options end to end, and the Keras peer runner."""
+"""The recipe, optimizer, regularisation and report options end to end."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import subprocess
-import sys
 from dataclasses import replace
 
 import numpy as np
@@ -14,14 +10,6 @@ import pytest
 from helpers import host_weights, run_main, run_train, same_weights
 
 from mnist_xp import RECIPES, Model, TrainConfig, checkpoint, train
-
-HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
-
-
-def run_module(module, *args, code=None):
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    command = [sys.executable, "-c", code] if code else [sys.executable, "-m", module, *args]
-    return subprocess.run(command, check=False, capture_output=True, text=True, env=env, timeout=300)
 
 
 def run_keeping_everything(capsys, tmp_path, *args):
@@ -96,24 +84,6 @@ def test_patience_stops_early_and_saves_the_best_epochs_weights(capsys, tmp_path
     assert same_weights(saved.params, weights[-1])  # the same run: the checkpoint holds where it stopped
     assert same_weights(model.params, weights[best - 1])
     assert not same_weights(model.params, weights[-1])
-
-
-def test_keras_peer_without_tensorflow_is_a_one_line_error():
-    code = "import sys; sys.modules['tensorflow'] = None; from mnist_xp.cli.peers import main; sys.exit(main(['keras']))"
-    result = run_module(None, code=code)
-    assert result.returncode == 1
-    assert result.stderr.strip() == (
-        "error: the keras peer needs TensorFlow, which is not installed; install it with: pip install 'mnist-xp[keras]'"
-    )
-
-
-@pytest.mark.skipif(not HAS_TENSORFLOW, reason="TensorFlow is not installed (pip install 'mnist-xp[keras]')")
-def test_keras_peer_trains_the_tutorial_model():
-    result = run_module("mnist_xp.peers", "keras", "--epochs", "1", "--limit", "2000")
-    assert result.returncode == 0, result.stderr
-    line = result.stdout.strip().splitlines()[-1]
-    assert line.startswith("keras: test accuracy") and "1 epochs, batch 32" in line
-    assert 80 < float(line.split()[3]) < 100
 
 
 def test_resumed_run_with_dropout_schedule_and_validation_is_bit_identical(capsys, tmp_path):
