@@ -1,7 +1,11 @@
-"""Devices and array namespaces: the only module that knows NumPy from CuPy.
+"""Backends, devices and array namespaces: the only module that knows one array library from another.
 
-Everything else receives arrays and asks them for their namespace (``array_namespace``),
-so the network's math never names a library.
+A run is placed by two names: its backend (the library: numpy, cupy, torch or jax) and its
+device (cpu, gpu, or mps for PyTorch on Apple silicon). ``place`` turns them into a ``Place``:
+the library's namespace (through array-api-compat) and the library's own device. Everything
+else receives arrays and asks them for their namespace (``array_namespace``), so the network's
+math never names a library; what differs between libraries (placement, host copies, waiting for
+the device, where random draws are made) is here.
 """
 
 from __future__ import annotations
@@ -9,26 +13,48 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import importlib
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
-from array_api_compat import array_namespace, is_cupy_array, is_cupy_namespace, is_numpy_array, is_numpy_namespace
+from array_api_compat import (
+    array_namespace,
+    device,
+    is_array_api_obj,
+    is_cupy_array,
+    is_cupy_namespace,
+    is_jax_array,
+    is_jax_namespace,
+    is_numpy_array,
+    is_numpy_namespace,
+    is_torch_array,
+)
 
-from .errors import GPU_INSTALL_HINT, BackendError, SettingError, first_line
+from .errors import BackendError, SettingError, first_line
 
-DEVICES = ("cpu", "gpu")
+BACKENDS = ("numpy", "cupy", "torch", "jax")
+DEVICES = ("cpu", "gpu", "mps")
 DTYPES = ("float32", "float64")
 
 __all__ = [
+    "BACKENDS",
     "DEVICES",
     "DTYPES",
+    "Place",
+    "place",
+    "place_of",
+    "default_backend",
+    "check_choice",
     "array_namespace",
     "namespace",
     "to_device",
     "to_host",
     "synchronize",
+    "allow_float64",
     "host_rng",
     "standard_normal",
     "serial_blas",
@@ -48,41 +74,172 @@ BLOCK_ROWS = 8192
 """NumPy batches of more rows than this are split into blocks of at most this many, one per thread."""
 
 
-def namespace(device: str):
-    """Return the array namespace for ``device`` ('cpu' is NumPy, 'gpu' is CuPy).
+@dataclass(frozen=True)
+class Library:
+    """An array library the engine runs on: its ``title``, the ``module`` of its arrays, the package extra
+    that installs it, the ``devices`` it offers, and ``locate(module, device)``, its own device for a device
+    name (raising a ``BackendError`` where this machine lacks it)."""
 
-    An unknown name is a ``SettingError``; a device this machine cannot use, a ``BackendError``.
-    """
-    if device == "cpu":
-        return array_namespace(np.empty(0))
-    if device == "gpu":
-        return _cupy_namespace()
-    raise SettingError("device", f"{device!r} is not one of {', '.join(DEVICES)}")
+    title: str
+    module: str
+    extra: str
+    devices: tuple[str, ...]
+    locate: Callable
 
 
-def _cupy_namespace():
-    try:
-        import cupy
-    except ImportError:
-        raise BackendError("gpu", f"needs CuPy, which is not installed; {GPU_INSTALL_HINT}") from None
+def _numpy_device(numpy, name):
+    return "cpu"
+
+
+def _cupy_device(cupy, name):
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:  # CUDA driver missing or broken: CuPy raises its own runtime error types
-        raise BackendError("gpu", f"needs a CUDA GPU, but CUDA reports: {first_line(exc)}") from None
+        raise BackendError("device", name, f"needs a CUDA GPU, but CUDA reports: {first_line(exc)}") from None
     if count < 1:
-        raise BackendError("gpu", "needs a CUDA GPU, and none is visible on this machine")
-    return array_namespace(cupy.empty(0))
+        raise BackendError("device", name, "needs a CUDA GPU, and none is visible on this machine")
+    return cupy.cuda.Device()
 
 
-def device_name(xp) -> str:
-    """'gpu' for CuPy's namespace, 'cpu' for any other (NumPy, or a host namespace such as array-api-strict)."""
-    return "gpu" if is_cupy_namespace(xp) else "cpu"
+def _torch_device(torch, name):
+    if name == "gpu" and not torch.cuda.is_available():  # ROCm builds answer through torch.cuda too
+        raise BackendError("device", name, "needs a GPU that PyTorch can use (CUDA or ROCm), and it finds none")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise BackendError("device", name, "needs Apple silicon and a PyTorch build with MPS, and it finds none")
+    return torch.device({"cpu": "cpu", "gpu": "cuda", "mps": "mps"}[name])
 
 
-def to_device(host_array, xp, dtype: str | None = None):
-    """Copy a NumPy array into namespace ``xp`` (optionally casting to ``dtype`` by name)."""
-    target = getattr(xp, dtype) if dtype is not None else None
-    return xp.asarray(host_array, dtype=target)
+def _jax_device(jnp, name):
+    import jax
+
+    try:
+        return jax.devices(name)[0]
+    except RuntimeError:
+        raise BackendError(
+            "device", name, "needs JAX built for a GPU; install it with: pip install -U 'jax[cuda12]'"
+        ) from None
+
+
+LIBRARIES = {
+    "numpy": Library("NumPy", "numpy", "", ("cpu",), _numpy_device),
+    "cupy": Library("CuPy", "cupy", "gpu", ("gpu",), _cupy_device),
+    "torch": Library("PyTorch", "torch", "torch", ("cpu", "gpu", "mps"), _torch_device),
+    "jax": Library("JAX", "jax.numpy", "jax", ("cpu", "gpu"), _jax_device),
+}
+"""Every backend by name. Devices: cpu, gpu (CUDA, or ROCm where the library supports it), mps (Apple silicon)."""
+
+
+def default_backend(device: str) -> str:
+    """The backend a device runs on when none is named: CuPy for 'gpu', NumPy otherwise."""
+    return "cupy" if device == "gpu" else "numpy"
+
+
+def check_choice(device: str = "cpu", backend: str | None = None) -> str:
+    """Check the names ``device`` and ``backend`` (None: ``default_backend``), and return the backend's name.
+
+    An unknown name, or a device the backend does not offer, is a ``SettingError``; nothing is imported.
+    """
+    if device not in DEVICES:
+        raise SettingError("device", f"{device!r} is not one of {', '.join(DEVICES)}")
+    if backend is not None and backend not in BACKENDS:
+        raise SettingError("backend", f"{backend!r} is not one of {', '.join(BACKENDS)}")
+    name = default_backend(device) if backend is None else backend
+    offered = LIBRARIES[name].devices
+    if device not in offered:
+        raise SettingError("device", f"{device!r} is not a device of backend {name!r}, which offers {', '.join(offered)}")
+    return name
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a run's arrays live: the ``backend`` and ``device`` names, the namespace ``xp`` and the
+    library's own device object ``target``."""
+
+    backend: str
+    device: str
+    xp: object
+    target: object
+
+
+def place(device: str = "cpu", backend: str | None = None) -> Place:
+    """The ``Place`` of ``device`` on ``backend`` (None: CuPy for 'gpu', NumPy otherwise).
+
+    An unknown name is a ``SettingError``; a library that is not installed or a device this
+    machine lacks, a ``BackendError`` naming the parameter that asked for it.
+    """
+    name = check_choice(device, backend)
+    library = LIBRARIES[name]
+    try:
+        module = importlib.import_module(library.module)
+    except ImportError:
+        asked = ("backend", name) if backend is not None else ("device", device)
+        raise BackendError(
+            *asked, f"needs {library.title}, which is not installed; install it with: pip install 'mnist-xp[{library.extra}]'"
+        ) from None
+    target = library.locate(module, device)
+    return Place(name, device, array_namespace(module.empty(0)), target)
+
+
+def namespace(device: str = "cpu", backend: str | None = None):
+    """The array namespace of ``device`` on ``backend`` (see ``place``): 'cpu' alone is NumPy, 'gpu' alone CuPy."""
+    return place(device, backend).xp
+
+
+def place_of(array) -> tuple[str, str]:
+    """The (backend, device) names of an array; arrays of other namespaces (array-api-strict) count as NumPy's."""
+    if is_cupy_array(array):
+        return "cupy", "gpu"
+    if is_torch_array(array):
+        kind = array.device.type
+        return "torch", {"cuda": "gpu"}.get(kind, kind)
+    if is_jax_array(array):
+        kind = next(iter(array.devices())).platform
+        return "jax", "cpu" if kind == "cpu" else "gpu"
+    return "numpy", "cpu"
+
+
+def _destination(where):
+    """The namespace and library device that ``where`` (a ``Place``, an array, or a namespace) stands for."""
+    if isinstance(where, Place):
+        return where.xp, where.target
+    if is_array_api_obj(where):
+        return array_namespace(where), device(where)
+    return where, None
+
+
+def to_device(host_array, where, dtype: str | None = None):
+    """Copy a NumPy array to ``where`` (optionally casting to ``dtype`` by name).
+
+    ``where`` is a ``Place``, an array (the copy goes to its namespace and device) or a namespace (its
+    default device). float64 on JAX needs its 64-bit mode (``allow_float64``): without it a
+    ``SettingError``, where JAX itself would quietly compute in float32.
+    """
+    xp, target = _destination(where)
+    wanted = dtype if dtype is not None else getattr(host_array, "dtype", None)
+    if is_jax_namespace(xp) and str(wanted) == "float64" and not _jax_has_float64():
+        raise SettingError(
+            "dtype",
+            "float64 on backend 'jax' needs JAX's 64-bit mode: set JAX_ENABLE_X64=1 in the environment, "
+            "or call jax.config.update('jax_enable_x64', True) first",
+        )
+    return xp.asarray(host_array, dtype=None if dtype is None else getattr(xp, dtype), device=target)
+
+
+def _jax_has_float64() -> bool:
+    import jax
+
+    return jax.dtypes.canonicalize_dtype(np.float64) == np.float64
+
+
+def allow_float64(backend: str | None) -> None:
+    """Let ``backend``'s library compute in float64 in this whole process: JAX's 64-bit mode (the others always can).
+
+    Process-wide, so only the commands call it, for the processes they own; the library never does.
+    """
+    if backend == "jax":
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
 
 
 def to_host(array) -> np.ndarray:
@@ -91,6 +248,10 @@ def to_host(array) -> np.ndarray:
         return np.asarray(array)
     if is_cupy_array(array):
         return array.get()
+    if is_torch_array(array):
+        return array.detach().cpu().numpy()
+    if is_jax_array(array):
+        return np.asarray(array)
     return np.from_dlpack(array)
 
 
@@ -100,6 +261,12 @@ def synchronize(array) -> None:
         import cupy
 
         cupy.cuda.get_current_stream().synchronize()
+    elif is_torch_array(array) and array.device.type != "cpu":
+        import torch
+
+        (torch.cuda if array.device.type == "cuda" else torch.mps).synchronize()
+    elif is_jax_array(array):
+        array.block_until_ready()
 
 
 def host_rng(seed: int) -> np.random.RandomState:
@@ -107,14 +274,14 @@ def host_rng(seed: int) -> np.random.RandomState:
     return np.random.RandomState(seed)
 
 
-def standard_normal(rng: np.random.RandomState, xp, dtype: str):
-    """A sampler ``normal(shape)`` drawing on the host from ``rng`` and moving the draw to ``xp``.
+def standard_normal(rng: np.random.RandomState, where, dtype: str):
+    """A sampler ``normal(shape)`` drawing on the host from ``rng`` and moving the draw to ``where`` (see ``to_device``).
 
     Drawing on the host makes every backend start from the very same parameters.
     """
 
     def normal(shape):
-        return to_device(rng.standard_normal(shape), xp, dtype)
+        return to_device(rng.standard_normal(shape), where, dtype)
 
     return normal
 
@@ -246,13 +413,16 @@ def host_generator(stream: str, *key: int) -> np.random.Generator:
     return np.random.default_rng([STREAMS[stream], *key])
 
 
-def uniform_sampler(xp, stream: str, *key: int):
-    """A sampler ``uniform(shape, dtype)`` of U[0, 1) draws in ``xp`` for ``stream``, seeded by the integers ``key``.
+def uniform_sampler(where, stream: str, *key: int):
+    """A sampler ``uniform(shape, dtype)`` of U[0, 1) draws for ``stream`` on ``where`` (a namespace, or an array
+    whose namespace and device the draws go to), seeded by the integers ``key``.
 
     The draws are a pure function of the stream and ``key`` (e.g. seed, epoch, batch), so training
     randomness such as dropout masks needs no generator state to resume. NumPy and CuPy draw on
-    their own device; other namespaces (array-api-strict) draw on the host and copy the result over.
+    their own device; every other library (PyTorch, JAX, array-api-strict) gets NumPy's draws,
+    made on the host and copied over, so that a seed gives the same masks there as on NumPy.
     """
+    xp = where if not is_array_api_obj(where) else array_namespace(where)
     seed = int(np.random.SeedSequence([STREAMS[stream], *key]).generate_state(1, np.uint64)[0])
     if is_cupy_namespace(xp):
         import cupy
@@ -264,4 +434,4 @@ def uniform_sampler(xp, stream: str, *key: int):
     generator = np.random.default_rng(seed)
     if is_numpy_namespace(xp):
         return lambda shape, dtype: generator.random(shape, dtype=getattr(np, dtype))
-    return lambda shape, dtype: to_device(generator.random(shape, dtype=getattr(np, dtype)), xp)
+    return lambda shape, dtype: to_device(generator.random(shape, dtype=getattr(np, dtype)), where)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend import namespace, to_device
+from .backend import check_choice, place, to_device
 from .config import SettingError
 from .errors import DataError, LimitError
 from .values import is_whole_number
@@ -227,7 +227,8 @@ def one_hot(labels: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
 @dataclass(frozen=True)
 class DataSource:
     """Where a run's data comes from: a ``folder`` of IDX files (None: the bundled MNIST), the first ``limit``
-    training images (None: all), and the ``device`` ('cpu' or 'gpu') its arrays go to.
+    training images (None: all), and where its arrays go: the ``device`` ('cpu', 'gpu' or 'mps') of the
+    ``backend`` (numpy, cupy, torch or jax; None: CuPy for 'gpu', NumPy otherwise, see ``backend.place``).
 
     ``load`` reads, verifies and scales it; ``fingerprint`` names the data itself, so that a checkpoint or a
     study made on it can refuse to go on with other data.
@@ -236,8 +237,10 @@ class DataSource:
     folder: str | None = None
     limit: int | None = None
     device: str = "cpu"
+    backend: str | None = None
 
     def __post_init__(self):
+        check_choice(self.device, self.backend)
         if self.folder is not None:
             object.__setattr__(self, "folder", str(Path(self.folder).absolute()))
         if self.limit is not None and not (is_whole_number(self.limit) and self.limit >= 1):
@@ -253,18 +256,18 @@ class DataSource:
         return train, test
 
     def load(self, dtype: str = "float32", xp=None) -> Dataset:
-        """The data set on ``device`` in ``dtype``: verified, scaled to [0, 1], training images cut to ``limit``.
+        """The data set on the backend's ``device`` in ``dtype``: verified, scaled to [0, 1], training images cut to ``limit``.
 
-        ``xp`` puts the arrays in that namespace instead of the device's (array-api-strict, in tests).
+        ``xp`` puts the arrays in that namespace instead (array-api-strict, in tests).
         """
+        where = place(self.device, self.backend) if xp is None else xp
         train, test = self.raw()
-        xp = namespace(self.device) if xp is None else xp
         return Dataset(
-            X_train=to_device(preprocess_images(train.images), xp, dtype),
-            Y_train=to_device(one_hot(train.labels), xp, dtype),
+            X_train=to_device(preprocess_images(train.images), where, dtype),
+            Y_train=to_device(one_hot(train.labels), where, dtype),
             y_train=train.labels.astype(np.int64),
-            X_test=to_device(preprocess_images(test.images), xp, dtype),
-            Y_test=to_device(one_hot(test.labels), xp, dtype),
+            X_test=to_device(preprocess_images(test.images), where, dtype),
+            Y_test=to_device(one_hot(test.labels), where, dtype),
             y_test=test.labels.astype(np.int64),
             source=self,
             fingerprint=digest(train, test),
@@ -312,10 +315,15 @@ def load(xp, dtype: str = "float32", data_dir: Path | str | None = None, limit: 
 
 
 def load_mnist(
-    device: str = "cpu", dtype: str = "float32", data_dir: Path | str | None = None, limit: int | None = None
+    device: str = "cpu",
+    dtype: str = "float32",
+    data_dir: Path | str | None = None,
+    limit: int | None = None,
+    backend: str | None = None,
 ) -> Dataset:
-    """MNIST (or another IDX data set in ``data_dir``) on ``device`` ('cpu' or 'gpu'), verified and scaled to [0, 1].
+    """MNIST (or another IDX data set in ``data_dir``) on ``device`` of ``backend``, verified and scaled to [0, 1].
 
-    ``limit`` keeps the first ``limit`` training images; the test set is always whole.
+    ``device`` is 'cpu', 'gpu' or 'mps', ``backend`` numpy, cupy, torch or jax (None: CuPy for 'gpu',
+    NumPy otherwise). ``limit`` keeps the first ``limit`` training images; the test set is always whole.
     """
-    return DataSource(None if data_dir is None else str(data_dir), limit, device).load(dtype)
+    return DataSource(None if data_dir is None else str(data_dir), limit, device, backend).load(dtype)

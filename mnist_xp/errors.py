@@ -1,14 +1,13 @@
 """The project's error types: one line each, typed, and naming library parameters, never command-line flags.
 
 An error about one parameter's value carries that parameter's name (``SettingError.name``,
-``BackendError.device``, ``DivergenceError.lower``), so that a command can say the same
+``BackendError.name``, ``DivergenceError.lower``), so that a command can say the same
 thing in terms of its own options.
 """
 
 from __future__ import annotations
 
 PLOT_INSTALL_HINT = "install it with: pip install 'mnist-xp[plot]'"
-GPU_INSTALL_HINT = "install it with: pip install 'mnist-xp[gpu]'"
 
 
 def first_line(exc: BaseException) -> str:
@@ -30,12 +29,12 @@ class ModelFileError(MnistXpError):
 
 
 class BackendError(MnistXpError):
-    """The requested ``device`` cannot be used on this machine; ``problem`` says why."""
+    """The ``value`` asked of the parameter ``name`` ('backend' or 'device') cannot be used on this machine;
+    ``problem`` says why."""
 
-    def __init__(self, device: str, problem: str):
-        super().__init__(f"device {device!r} {problem}")
-        self.device = device
-        self.problem = problem
+    def __init__(self, name: str, value: str, problem: str):
+        super().__init__(f"{name} {value!r} {problem}")
+        self.name, self.value, self.problem = name, value, problem
 
 
 class ImageError(MnistXpError):

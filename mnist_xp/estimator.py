@@ -14,7 +14,6 @@ import warnings
 from dataclasses import replace
 
 import numpy as np
-from array_api_compat import array_namespace
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
@@ -24,7 +23,7 @@ from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import nn
-from .backend import DEVICES, device_name, namespace, to_device, to_host
+from .backend import check_choice, place, place_of, to_device, to_host
 from .callbacks import Callback, EarlyStopping
 from .config import MAX_SEED, SettingError, TrainConfig
 from .data import Dataset, one_hot
@@ -51,7 +50,7 @@ INPUT_DTYPES = (np.float32, np.float64)
 
 
 class MLPClassifier(ClassifierMixin, BaseEstimator):
-    """A multilayer perceptron classifier trained by the mnist-xp engine, on the CPU (NumPy) or a GPU (CuPy).
+    """A multilayer perceptron classifier trained by the mnist-xp engine, on NumPy, CuPy, PyTorch or JAX.
 
     Any number of features and classes; labels of any type scikit-learn accepts. The output is a
     softmax over the classes, two units for a binary problem, trained on cross-entropy.
@@ -94,7 +93,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     The engine's own:
 
-    device : 'cpu' or 'gpu', default 'cpu'
+    device : 'cpu', 'gpu' or 'mps', default 'cpu'
+    backend : 'numpy', 'cupy', 'torch', 'jax' or None, default None
+        The array library that trains and runs the network (None: CuPy for 'gpu', NumPy otherwise).
     dtype : 'float32' or 'float64', default 'float32'
     dropout : float, default 0.0
         Inverted-dropout rate on the hidden layers while training.
@@ -131,6 +132,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         validation_fraction=0.1,
         n_iter_no_change=10,
         device="cpu",
+        backend=None,
         dtype="float32",
         dropout=0.0,
         label_smoothing=0.0,
@@ -152,6 +154,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.device = device
+        self.backend = backend
         self.dtype = dtype
         self.dropout = dropout
         self.label_smoothing = label_smoothing
@@ -202,17 +205,17 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         early_stopping = self.early_stopping and not incremental
         if early_stopping:
             X, X_val, labels, labels_val = self._validation_split(X, labels, config.seed)
-        xp = namespace(self.device)
+        where = place(self.device, self.backend)
         rows = X.shape[0] if config.full_batch else min(config.batch_size, X.shape[0])
         config = replace(config, l2=config.l2 / rows)
         state = None
         if continuing:
-            self._check_continuable(self._state, [X.shape[1], *config.hidden, n_classes], config, xp)
+            self._check_continuable(self._state, [X.shape[1], *config.hidden, n_classes], config, where)
             # A shallow copy: training replaces the arrays rather than writing into them, so the fitted state stays
             # whole should this run fail.
             state = replace(self._state, history=list(self._state.history))
             if not incremental or config.optimizer != self.config_.optimizer:
-                state.opt_state = make_optimizer(config, xp).init(state.params)
+                state.opt_state = make_optimizer(config, where.xp).init(state.params)
         done = 0 if state is None else state.epoch
         callbacks = [_Verbose()] if self.verbose else []
         stopper = None
@@ -226,8 +229,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             )
             callbacks.append(stopper)
         run = replace(config, epochs=done + (1 if incremental else config.epochs))
-        data = _dataset(X, labels, n_classes, xp, config.dtype)
-        validation = _dataset(X_val, labels_val, n_classes, xp, config.dtype, held_out=True) if early_stopping else None
+        data = _dataset(X, labels, n_classes, where, config.dtype)
+        validation = _dataset(X_val, labels_val, n_classes, where, config.dtype, held_out=True) if early_stopping else None
         try:
             result = train(run, data=data, validation=validation, state=state, callbacks=callbacks)
         except DivergenceError as exc:
@@ -285,8 +288,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             _refuse("activation", self.activation, f"is not one of {', '.join(ACTIVATIONS)}")
         if self.solver not in SOLVERS:
             _refuse("solver", self.solver, f"is not one of {', '.join(SOLVERS)}")
-        if self.device not in DEVICES:
-            _refuse("device", self.device, f"is not one of {', '.join(DEVICES)}")
+        try:
+            check_choice(self.device, self.backend)
+        except SettingError as exc:
+            value = getattr(self, exc.name)
+            _refuse(exc.name, value, exc.complaint.removeprefix(f"{value!r} "))
         for name in ("nesterovs_momentum", "early_stopping", "warm_start", "verbose"):
             if not isinstance(getattr(self, name), (bool, np.bool_)) and not is_whole_number(getattr(self, name)):
                 _refuse(name, getattr(self, name), "is not a bool")
@@ -345,15 +351,16 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             )
         return X, X_val, labels, labels_val
 
-    def _check_continuable(self, state, layer_sizes: list[int], config: TrainConfig, xp) -> None:
-        """A warm start or partial_fit continues the fitted network only if the layers, dtype and device still match it."""
+    def _check_continuable(self, state, layer_sizes: list[int], config: TrainConfig, where) -> None:
+        """A warm start or partial_fit continues the fitted network only if the layers, dtype, backend and device
+        still match it."""
         fitted = [int(state.params[0][0].shape[0])] + [int(W.shape[1]) for W, _ in state.params]
-        have = (fitted, dtype_name(state.params[0][0]), device_name(array_namespace(state.params[0][0])))
-        want = (layer_sizes, config.dtype, device_name(xp))
+        have = (fitted, dtype_name(state.params[0][0]), *place_of(state.params[0][0]))
+        want = (layer_sizes, config.dtype, where.backend, where.device)
         if have != want:
             raise ValueError(
-                f"MLPClassifier: cannot continue the fitted network (layers {have[0]}, {have[1]}, {have[2]}) "
-                f"as layers {want[0]}, {want[1]}, {want[2]}: hidden_layer_sizes, dtype or device changed; "
+                f"MLPClassifier: cannot continue the fitted network (layers {have[0]}, {', '.join(have[1:])}) "
+                f"as layers {want[0]}, {', '.join(want[1:])}: hidden_layer_sizes, dtype, backend or device changed; "
                 "fit afresh (warm_start=False) or clone the estimator"
             )
 
@@ -367,9 +374,9 @@ class _Verbose(Callback):
             print(f"Validation score: {result.metrics['val_accuracy']:.6f}")
 
 
-def _dataset(X, labels, n_classes: int, xp, dtype: str, held_out: bool = False) -> Dataset:
-    """Samples and their encoded labels as a ``Dataset`` on the estimator's device: to train on, or ``held_out``."""
-    X, Y = to_device(X, xp, dtype), to_device(one_hot(labels, n_classes), xp, dtype)
+def _dataset(X, labels, n_classes: int, where, dtype: str, held_out: bool = False) -> Dataset:
+    """Samples and their encoded labels as a ``Dataset`` on the estimator's backend and device: to train on, or ``held_out``."""
+    X, Y = to_device(X, where, dtype), to_device(one_hot(labels, n_classes), where, dtype)
     if held_out:  # a validation set is read from the test slots, as ``holdout.carve`` puts it there
         return Dataset(X_train=X, Y_train=Y, y_train=labels, X_test=X, Y_test=Y, y_test=labels)
     return Dataset(X_train=X, Y_train=Y, y_train=labels, X_test=None, Y_test=None, y_test=None)

@@ -34,7 +34,7 @@ def carve(dataset: Dataset, size: int, seed: int) -> tuple[Dataset, Dataset]:
     train, val = split_indices(seed, dataset.X_train.shape[0], size)
 
     def take(rows):
-        index = to_device(rows, xp)
+        index = to_device(rows, dataset.X_train)
         return xp.take(dataset.X_train, index, axis=0), xp.take(dataset.Y_train, index, axis=0), dataset.y_train[rows]
 
     X, Y, y = take(train)

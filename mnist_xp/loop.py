@@ -202,7 +202,7 @@ def batch_dropout(
     hidden_rate = rate if len(params) > 1 else 0.0
     if not hidden_rate and not input_rate:
         return None
-    uniform = uniform_sampler(array_namespace(params[0][0]), "dropout", seed, epoch, batch)
+    uniform = uniform_sampler(params[0][0], "dropout", seed, epoch, batch)
     hidden_draws = [uniform((rows, W.shape[1]), dtype) for W, _ in params[:-1]] if hidden_rate else []
     masks = nn.dropout_masks(hidden_draws, hidden_rate)
     if input_rate:
@@ -271,7 +271,7 @@ def fit(
             masks = batch_dropout(state.params, n, dropout, seed, epoch, 0, dtype, input_dropout)
             total = train_step(state, shifted(inputs, offsets, 0), Y, optimizer, rate, activation, masks, l2)
         else:
-            order = to_device(epoch_order(seed, epoch, n), xp)
+            order = to_device(epoch_order(seed, epoch, n), X)
             total = 0.0
             with serial_blas(X, batch_size):
                 for batch, (start, stop) in enumerate(slices):

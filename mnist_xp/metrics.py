@@ -29,15 +29,15 @@ def logits_in_batches(params, X, activation: str = "relu", batch_size: int = EVA
     """The network's output logits on ``X``, ``batch_size`` rows at a time: yields ``(rows, logits)``.
 
     ``rows`` is the slice of ``X`` that ``logits`` belong to. Each slice is moved to the
-    parameters' namespace and float type first, so ``X`` may be a host array or already on the
-    device. No dropout, no penalty.
+    parameters' namespace, device and float type first, so ``X`` may be a host array or already
+    on the device. No dropout, no penalty.
     """
     W = params[0][0]
-    xp, dtype = nn.namespace_of(W), dtype_name(W)
+    dtype = dtype_name(W)
     n = X.shape[0]
     for start in range(0, n, batch_size):
         rows = slice(start, min(start + batch_size, n))
-        yield rows, nn.forward(params, to_device(X[rows, ...], xp, dtype), activation)[-1]
+        yield rows, nn.forward(params, to_device(X[rows, ...], W, dtype), activation)[-1]
 
 
 def class_probabilities(params, X, activation: str = "relu", batch_size: int = EVAL_BATCH) -> np.ndarray:

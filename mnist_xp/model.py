@@ -1,6 +1,7 @@
 """A trained network as an object: predict, evaluate, save, load and export it.
 
-``Model`` holds the parameters on the host (NumPy) and runs them on its device when asked;
+``Model`` holds the parameters on the host (NumPy) and runs them on its backend and device when asked,
+so a model trained on one backend runs on any other;
 the file format is ``modelfile``'s, the exports are ``webpage``'s and ``onnxgraph``'s.
 """
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from . import modelfile, nn, onnxgraph, webpage
-from .backend import namespace, to_device, to_host
+from .backend import check_choice, place, to_device, to_host
 from .data import INPUT_SIZE, NUM_CLASSES, one_hot
 from .errors import ModelFileError
 from .metrics import class_probabilities, predictions_and_loss, summarize
@@ -20,19 +21,32 @@ from .npzio import write_atomically
 
 class Model:
     """A trained multilayer perceptron: ``params`` (host ``(W, b)`` pairs), its hidden ``activation``, and
-    ``extra`` (what training recorded: ``test_accuracy``, ``history``). Runs on ``device`` ('cpu' or 'gpu')."""
+    ``extra`` (what training recorded: ``test_accuracy``, ``history``). Runs on ``device`` ('cpu', 'gpu' or
+    'mps') of ``backend`` (numpy, cupy, torch or jax; None: CuPy for 'gpu', NumPy otherwise)."""
 
-    def __init__(self, params, activation: str = "relu", *, extra: dict | None = None, device: str = "cpu"):
+    def __init__(
+        self,
+        params,
+        activation: str = "relu",
+        *,
+        extra: dict | None = None,
+        device: str = "cpu",
+        backend: str | None = None,
+    ):
         if activation not in nn.ACTIVATIONS:
             raise ValueError(f"activation {activation!r} is not one of {', '.join(sorted(nn.ACTIVATIONS))}")
         self.params = [(to_host(W), to_host(b)) for W, b in params]
         self.activation = activation
         self.extra = dict(extra or {})
         self.device = device
+        self.backend = check_choice(device, backend)
         self._on_device = None
 
     def __repr__(self) -> str:
-        return f"Model({'-'.join(map(str, self.layer_sizes))} {self.activation}, {self.dtype}, device={self.device!r})"
+        return (
+            f"Model({'-'.join(map(str, self.layer_sizes))} {self.activation}, {self.dtype}, "
+            f"backend={self.backend!r}, device={self.device!r})"
+        )
 
     @property
     def layer_sizes(self) -> list[int]:
@@ -49,13 +63,13 @@ class Model:
 
     def _device_params(self):
         if self._on_device is None:
-            xp = namespace(self.device)
-            self._on_device = xp, [(to_device(W, xp), to_device(b, xp)) for W, b in self.params]
+            where = place(self.device, self.backend)
+            self._on_device = where, [(to_device(W, where), to_device(b, where)) for W, b in self.params]
         return self._on_device
 
     def _inputs(self, X):
         """``X`` as rows of features on the device: (n, 784), (n, 28, 28) or one sample; integer pixels are /255."""
-        xp, _ = self._device_params()
+        where, _ = self._device_params()
         host = to_host(X) if not isinstance(X, (list, tuple)) else np.asarray(X)
         if host.ndim == 1 or host.ndim == 2 and host.size == self.layer_sizes[0] and host.shape[1] != host.size:
             host = host.reshape(1, -1)
@@ -64,7 +78,7 @@ class Model:
             raise ValueError(f"the model reads {self.layer_sizes[0]} features per sample, X has {host.shape[1]}")
         if host.dtype.kind in "ui":
             host = host / 255.0
-        return to_device(host, xp, self.dtype)
+        return to_device(host, where, self.dtype)
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities (n, classes) for the samples ``X``, as a NumPy array."""
@@ -77,10 +91,10 @@ class Model:
 
     def evaluate(self, X, y) -> dict:
         """Accuracy, loss, per-class accuracy and confusion matrix on samples ``X`` with labels ``y``."""
-        xp, params = self._device_params()
+        where, params = self._device_params()
         labels = np.asarray(to_host(y)).astype(np.int64)
         classes = self.layer_sizes[-1]
-        Y = to_device(one_hot(labels, classes), xp, self.dtype)
+        Y = to_device(one_hot(labels, classes), where, self.dtype)
         predicted, loss = predictions_and_loss(params, self._inputs(X), Y, self.activation)
         return summarize(labels, predicted, loss, classes)
 
@@ -105,15 +119,16 @@ class Model:
         write_atomically(path, lambda stream: stream.write(data))
 
     @classmethod
-    def load(cls, path: Path | str, device: str = "cpu") -> Model:
-        """Read a model file, checking every array; a damaged file is a one-line ``ModelFileError``."""
+    def load(cls, path: Path | str, device: str = "cpu", *, backend: str | None = None) -> Model:
+        """Read a model file (saved on any backend), checking every array; a damaged file is a one-line
+        ``ModelFileError``. The model runs on ``device`` of ``backend``, as ``Model`` says."""
         params, meta = modelfile.load(path)
-        return cls(params, meta["activation"], extra=meta.get("extra") or {}, device=device)
+        return cls(params, meta["activation"], extra=meta.get("extra") or {}, device=device, backend=backend)
 
     @classmethod
-    def load_digit_classifier(cls, path: Path | str, device: str = "cpu") -> Model:
+    def load_digit_classifier(cls, path: Path | str, device: str = "cpu", *, backend: str | None = None) -> Model:
         """``load``, for a model that reads 28x28 images and tells 10 digits apart (else a ``ModelFileError``)."""
-        model = cls.load(path, device)
+        model = cls.load(path, device, backend=backend)
         sizes = model.layer_sizes
         if sizes[0] != INPUT_SIZE or sizes[-1] != NUM_CLASSES:
             raise ModelFileError(

@@ -1,7 +1,9 @@
 """The network's math, written once against the array API standard.
 
-Every function takes its namespace from its arrays, so the same code runs on NumPy, CuPy
-and array-api-strict. Parameters are a plain list of ``(W, b)`` pairs, ``W`` of shape
+Every function takes its namespace from its arrays, so the same code runs on NumPy, CuPy,
+PyTorch, JAX and array-api-strict. An in-place operator (``Z += b``) is always followed by the
+use of its name, never of another reference to the array, so it is right both where it writes
+in place and where the library makes a new array instead (JAX). Parameters are a plain list of ``(W, b)`` pairs, ``W`` of shape
 (inputs, outputs) and ``b`` of shape (outputs,); a batch ``X`` holds one sample per row.
 
 The output layer is chosen by its width: several units are a softmax with categorical
@@ -13,15 +15,17 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
-from array_api_compat import array_namespace, device, is_cupy_array, is_numpy_array
+from array_api_compat import array_namespace, device, is_cupy_array, is_jax_array, is_numpy_array, is_torch_array
 
 LEAKY_RELU_SLOPE = 0.01
 
 _NAMESPACES: dict = {}
+_REMEMBERED = (is_numpy_array, is_cupy_array, is_torch_array, is_jax_array)
+"""Array types whose namespace depends on the type alone."""
 
 
 def namespace_of(*arrays):
-    """``array_namespace(*arrays)``, remembered for each type of NumPy or CuPy array.
+    """``array_namespace(*arrays)``, remembered for each type of NumPy, CuPy, PyTorch or JAX array.
 
     A training step asks a dozen times; looking the namespace up afresh costs a few
     microseconds each time, about a twentieth of a batch-128 step. Other array types (such as
@@ -32,7 +36,7 @@ def namespace_of(*arrays):
         if xp is not None:
             return xp
     xp = array_namespace(*arrays)
-    if len(arrays) == 1 and (is_numpy_array(arrays[0]) or is_cupy_array(arrays[0])):
+    if len(arrays) == 1 and any(known(arrays[0]) for known in _REMEMBERED):
         _NAMESPACES[type(arrays[0])] = xp
     return xp
 
@@ -382,9 +386,10 @@ def loss_and_grads_in_blocks(
     value, grads = parts[0]
     for part_value, part_grads in parts[1:]:
         value = value + part_value
-        for (dW, db), (part_dW, part_db) in zip(grads, part_grads):
+        for layer, ((dW, db), (part_dW, part_db)) in enumerate(zip(grads, part_grads)):
             dW += part_dW
             db += part_db
+            grads[layer] = (dW, db)
     return value, grads
 
 
@@ -392,5 +397,5 @@ def predicted_class(probabilities):
     """The most probable class of each row (for a single sigmoid unit: 1 where p > 0.5)."""
     xp = namespace_of(probabilities)
     if probabilities.shape[1] == 1:
-        return xp.astype(probabilities[:, 0] > 0.5, xp.int64)
+        return xp.astype(probabilities[:, 0] > 0.5, xp.__array_namespace_info__().default_dtypes()["indexing"])
     return xp.argmax(probabilities, axis=1)

@@ -9,7 +9,7 @@ progress and pruning.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -17,7 +17,7 @@ from array_api_compat import array_namespace
 
 from . import checkpoint as checkpoints
 from . import guard, nn, resume, schedules
-from .backend import device_name, fused_kernels, host_rng, standard_normal
+from .backend import fused_kernels, host_rng, place_of, standard_normal
 from .callbacks import (
     Callback,
     CheckpointKeeper,
@@ -67,9 +67,12 @@ def make_schedule(config: TrainConfig, steps_per_epoch: int) -> schedules.Schedu
     )
 
 
-def initial_state(config: TrainConfig, layer_sizes: list[int], xp, optimizer: Optimizer) -> TrainState:
-    """Fresh weights for ``layer_sizes`` drawn on the host from the config's seed, and the optimizer's zero state."""
-    normal = standard_normal(host_rng(config.seed), xp, config.dtype)
+def initial_state(config: TrainConfig, layer_sizes: list[int], where, optimizer: Optimizer) -> TrainState:
+    """Fresh weights for ``layer_sizes`` drawn on the host from the config's seed, and the optimizer's zero state.
+
+    ``where`` is a namespace, or an array whose namespace and device the weights go to (``backend.to_device``).
+    """
+    normal = standard_normal(host_rng(config.seed), where, config.dtype)
     params = nn.init_params(layer_sizes, normal, config.init)
     return TrainState(params, optimizer.init(params))
 
@@ -147,6 +150,7 @@ def train(
     *,
     data: Dataset | DataSource | None = None,
     device: str = "cpu",
+    backend: str | None = None,
     data_dir: Path | str | None = None,
     limit: int | None = None,
     callbacks: Sequence[Callback] = (),
@@ -162,8 +166,10 @@ def train(
 
     This is the one way a run is made: the commands, ``MLPClassifier`` and the tuner all come here.
     ``data`` is a ``Dataset`` (``load_mnist``'s) or a ``DataSource`` to load; without it MNIST (or the
-    IDX files in ``data_dir``, first ``limit`` training images) is loaded onto ``device``. The
-    network's input and output widths come from the data.
+    IDX files in ``data_dir``, first ``limit`` training images; with ``resume_from``, the checkpoint's
+    data) is loaded onto ``device`` of ``backend`` (numpy, cupy, torch or jax; None: CuPy for 'gpu',
+    NumPy otherwise). The run goes on where its data is; the network's input and output widths come
+    from the data.
 
     What varies between runs comes as ``callbacks`` (``callbacks.Callback``), called in order after
     the run's own: the validation metrics (with ``config.val``, or a given ``validation`` set), early
@@ -181,12 +187,13 @@ def train(
     config = recipe(config) if isinstance(config, str) else config
     resumed = None
     if resume_from is not None:
-        resumed = resume.resolve(resume_from, device)
+        resumed = resume.resolve(resume_from)
         config = resume.resumed_config(resumed.checkpoint, config)
-        data = resumed.source if data is None else data
     config = DEFAULT if config is None else config
-    if data is None:
-        data = DataSource(None if data_dir is None else str(data_dir), limit, device)
+    if data is None and resumed is not None:
+        data = replace(resumed.source, device=device, backend=backend)
+    elif data is None:
+        data = DataSource(None if data_dir is None else str(data_dir), limit, device, backend)
     if isinstance(data, DataSource):
         data = data.load(config.dtype)
     if dtype_name(data.X_train) != config.dtype:
@@ -201,9 +208,9 @@ def train(
     optimizer = make_optimizer(config, xp)
     if resumed is not None:
         resume.check_steps(resumed.checkpoint, data.X_train.shape[0], None if config.full_batch else config.batch_size)
-        state = checkpoints.restore(resumed.checkpoint, xp, optimizer, layer_sizes, config.dtype)
+        state = checkpoints.restore(resumed.checkpoint, data.X_train, optimizer, layer_sizes, config.dtype)
     elif state is None:
-        state = initial_state(config, layer_sizes, xp, optimizer)
+        state = initial_state(config, layer_sizes, data.X_train, optimizer)
     run = Run(config, data, validation, state, layer_sizes, None if resumed is None else resumed.checkpoint)
 
     own: list[Callback] = []
@@ -254,7 +261,8 @@ def train(
         extra["test_accuracy"] = test["accuracy"]
     first = 0 if resumed is None else resumed.checkpoint.epoch
     train_seconds = sum(result.seconds for result in state.history[first:])
-    model = Model(run.params, config.activation, extra=extra, device=device_name(xp))
+    backend_name, device_name = place_of(data.X_train)
+    model = Model(run.params, config.activation, extra=extra, device=device_name, backend=backend_name)
     best_epoch = None if stopper is None else stopper.best_epoch
     return TrainResult(model, config, list(state.history), test, train_seconds, best_epoch, state, whole)
 

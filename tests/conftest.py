@@ -1,7 +1,12 @@
-"""The ``backend`` fixture: every test that takes it runs on NumPy, array-api-strict and CuPy."""
+"""The ``backend`` fixture: every test that takes it runs on NumPy, array-api-strict, CuPy, PyTorch and JAX.
+
+PyTorch and JAX run on the CPU here; CuPy and the GPU devices only where a GPU is present.
+A library that is not installed skips its tests with the command that installs it.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,6 +15,8 @@ from array_api_compat import array_namespace
 
 from mnist_xp import backend as backends
 from mnist_xp.errors import BackendError
+
+BACKENDS = ["numpy", "array_api_strict", "cupy", "torch", "jax"]
 
 
 @dataclass(frozen=True)
@@ -24,24 +31,36 @@ class Backend:
         return backends.to_host(array)
 
 
-def _cupy_namespace():
+def available(name: str, device: str = "cpu"):
+    """The namespace of backend ``name`` on ``device``; skips the test (saying how to install it) if absent."""
     try:
-        return backends.namespace("gpu")
+        return backends.namespace(device, name)
     except BackendError as exc:
-        pytest.skip(f"CuPy backend unavailable: {exc}")
+        pytest.skip(f"{name} backend unavailable: {exc}")
 
 
 @pytest.fixture
 def gpu():
     """Skips the test unless CuPy and a CUDA GPU are present."""
-    _cupy_namespace()
+    available("cupy", "gpu")
 
 
-@pytest.fixture(params=["numpy", "array_api_strict", "cupy"])
+def float64_everywhere(name: str):
+    """A context in which backend ``name`` computes in float64: JAX's 64-bit mode, for JAX (nothing elsewhere)."""
+    if name != "jax":
+        return contextlib.nullcontext()
+    import jax
+
+    return jax.enable_x64(True)
+
+
+@pytest.fixture(params=BACKENDS)
 def backend(request):
-    if request.param == "numpy":
-        return Backend("numpy", backends.namespace("cpu"))
+    """A backend on the CPU (CuPy on the GPU), its float64 available: the tests compare against NumPy in float64."""
     if request.param == "array_api_strict":
         strict = pytest.importorskip("array_api_strict")
-        return Backend("array_api_strict", array_namespace(strict.asarray(0.0)))
-    return Backend("cupy", _cupy_namespace())
+        yield Backend("array_api_strict", array_namespace(strict.asarray(0.0)))
+        return
+    xp = available(request.param, "gpu" if request.param == "cupy" else "cpu")
+    with float64_everywhere(request.param):
+        yield Backend(request.param, xp)

@@ -20,30 +20,117 @@ def test_cpu_is_numpy():
     assert isinstance(xp.asarray([1.0]), np.ndarray)
 
 
-def test_unknown_device_is_a_setting_error_naming_the_parameter():
-    with pytest.raises(SettingError, match="^device: 'tpu' is not one of cpu, gpu$") as refused:
-        backends.namespace("tpu")
-    assert refused.value.name == "device" and refused.value.complaint == "'tpu' is not one of cpu, gpu"
+@pytest.mark.parametrize(
+    "device, backend, name, complaint",
+    [
+        ("tpu", None, "device", "'tpu' is not one of cpu, gpu, mps"),
+        ("cpu", "tensorflow", "backend", "'tensorflow' is not one of numpy, cupy, torch, jax"),
+        ("mps", None, "device", "'mps' is not a device of backend 'numpy', which offers cpu"),
+        ("mps", "jax", "device", "'mps' is not a device of backend 'jax', which offers cpu, gpu"),
+        ("cpu", "cupy", "device", "'cpu' is not a device of backend 'cupy', which offers gpu"),
+    ],
+)
+def test_unknown_names_and_devices_a_backend_lacks_are_setting_errors_naming_the_parameter(device, backend, name, complaint):
+    with pytest.raises(SettingError) as refused:
+        backends.namespace(device, backend)
+    assert (refused.value.name, refused.value.complaint) == (name, complaint)
+    assert str(refused.value) == f"{name}: {complaint}"
 
 
-def test_a_device_the_machine_lacks_is_a_backend_error_naming_the_device(monkeypatch):
-    monkeypatch.setitem(sys.modules, "cupy", None)  # as if CuPy were not installed
-    with pytest.raises(BackendError, match="^device 'gpu' needs CuPy, which is not installed; install it with") as lacking:
-        backends.namespace("gpu")
-    assert lacking.value.device == "gpu" and lacking.value.problem.startswith("needs CuPy")
+@pytest.mark.parametrize(
+    "device, backend, module, name, message",
+    [
+        ("gpu", None, "cupy", "device", "device 'gpu' needs CuPy, which is not installed; install it with: pip install 'mnist-xp[gpu]'"),
+        ("gpu", "cupy", "cupy", "backend", "backend 'cupy' needs CuPy, which is not installed; install it with: pip install 'mnist-xp[gpu]'"),
+        ("cpu", "torch", "torch", "backend", "backend 'torch' needs PyTorch, which is not installed; install it with: pip install 'mnist-xp[torch]'"),
+        ("cpu", "jax", "jax.numpy", "backend", "backend 'jax' needs JAX, which is not installed; install it with: pip install 'mnist-xp[jax]'"),
+    ],
+)
+def test_a_library_that_is_not_installed_is_one_line_naming_the_parameter_that_asked_for_it(
+    monkeypatch, device, backend, module, name, message
+):
+    monkeypatch.setitem(sys.modules, module, None)  # as if the library were not installed
+    with pytest.raises(BackendError) as lacking:
+        backends.namespace(device, backend)
+    assert str(lacking.value) == message
+    assert (lacking.value.name, lacking.value.value) == (name, backend or device)
+
+
+@pytest.mark.parametrize(
+    "device, backend, problem",
+    [
+        ("gpu", "torch", "needs a GPU that PyTorch can use (CUDA or ROCm), and it finds none"),
+        ("mps", "torch", "needs Apple silicon and a PyTorch build with MPS, and it finds none"),
+        ("gpu", "jax", "needs JAX built for a GPU; install it with: pip install -U 'jax[cuda12]'"),
+    ],
+)
+def test_a_device_the_machine_lacks_is_a_backend_error_naming_the_device(device, backend, problem):
+    library = pytest.importorskip(backend)
+    present = {
+        ("gpu", "torch"): lambda: library.cuda.is_available(),
+        ("mps", "torch"): lambda: library.backends.mps.is_available(),
+        ("gpu", "jax"): lambda: any(found.platform != "cpu" for found in library.devices()),
+    }[device, backend]
+    if present():
+        pytest.skip(f"this machine has the device {device!r} for {backend}")
+    with pytest.raises(BackendError) as lacking:
+        backends.namespace(device, backend)
+    assert (lacking.value.name, lacking.value.value, lacking.value.problem) == ("device", device, problem)
+
+
+def test_every_backend_names_its_arrays_place(backend):
+    expected = {"cupy": ("cupy", "gpu"), "torch": ("torch", "cpu"), "jax": ("jax", "cpu")}.get(backend.name, ("numpy", "cpu"))
+    assert backends.place_of(backend.asarray([1.0])) == expected
 
 
 @pytest.mark.parametrize("dtype", backends.DTYPES)
 def test_to_device_and_back_keeps_values_and_dtype(backend, dtype):
     host = np.arange(6.0).reshape(2, 3)
-    back = backend.to_numpy(backends.to_device(host, backend.xp, dtype))
+    on_device = backends.to_device(host, backend.xp, dtype)
+    back = backend.to_numpy(on_device)
     assert back.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(back, host)
+    like = backend.to_numpy(backends.to_device(host[:1], on_device))  # an array as the destination: its place
+    np.testing.assert_array_equal(like, host[:1])
+    backends.synchronize(on_device)
+
+
+def test_float64_on_jax_without_its_64_bit_mode_is_refused_instead_of_computed_in_float32():
+    pytest.importorskip("jax")
+    xp = backends.namespace("cpu", "jax")
+    with pytest.raises(SettingError, match="^dtype: float64 on backend 'jax' needs JAX's 64-bit mode: set JAX_ENABLE_X64=1"):
+        backends.to_device(np.ones(2), xp)
+    assert backends.to_device(np.ones(2), xp, "float32").dtype == xp.float32
+
+
+def test_allow_float64_turns_on_jax_64_bit_mode_for_the_process_only_when_asked():
+    pytest.importorskip("jax")
+    script = (
+        "import numpy as np\n"
+        "from mnist_xp import backend\n"
+        "xp = backend.namespace('cpu', 'jax')\n"
+        "backend.allow_float64('numpy')\n"
+        "try:\n    backend.to_device(np.ones(2), xp)\nexcept ValueError:\n    print('refused')\n"
+        "backend.allow_float64('jax')\n"
+        "print(backend.to_device(np.ones(2), xp).dtype)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["refused", "float64"]
 
 
 def test_host_draws_are_identical_on_every_backend(backend):
     normal = backends.standard_normal(backends.host_rng(5), backend.xp, "float64")
     np.testing.assert_array_equal(backend.to_numpy(normal((3, 2))), np.random.RandomState(5).standard_normal((3, 2)))
+
+
+def test_uniform_draws_are_numpys_on_every_backend_but_cupy(backend):
+    if backend.name == "cupy":
+        pytest.skip("CuPy draws on the GPU with its own generator")
+    like = backend.asarray([0.0])
+    draws = backends.uniform_sampler(like, "dropout", 3, 1, 4)((5, 2), "float64")
+    assert backends.place_of(draws) == backends.place_of(like)
+    expected = backends.uniform_sampler(np, "dropout", 3, 1, 4)((5, 2), "float64")
+    np.testing.assert_array_equal(backend.to_numpy(draws), expected)
 
 
 def test_serial_blas_gives_the_same_products_and_only_for_small_numpy_batches():

@@ -44,7 +44,7 @@ def message_for(exc: MnistXpError) -> str:
         named = "".join(f" ({option_text(name)})" for name in exc.mentions)
         return f"argument {flag(exc.name)}: {exc.complaint}{named}"
     if isinstance(exc, BackendError):
-        return f"{flag('device')} {exc.device} {exc.problem}"
+        return f"{flag(exc.name)} {exc.value} {exc.problem}"
     if isinstance(exc, DivergenceError):
         lower = f"{flag('lr')} {exc.lower:g}"
         message = (
