@@ -81,7 +81,7 @@ def test_a_gpu_run_matches_the_cpu_run(gpu, tmp_path):
     """The weights and the batch order are drawn on the host, so in float64 the backends agree to rounding."""
     _, on_cpu = train_report(tmp_path, "cpu", *TWIN_RUN, "--device", "cpu")
     out, on_gpu = train_report(tmp_path, "gpu", *TWIN_RUN, "--device", "gpu")
-    assert "float64 on gpu" in out.splitlines()[0]
+    assert "float64 on gpu (cupy)" in out.splitlines()[0]
     assert epoch_losses(on_gpu) == pytest.approx(epoch_losses(on_cpu), rel=1e-9)
     assert on_gpu["history"][-1]["metrics"] == pytest.approx(on_cpu["history"][-1]["metrics"], rel=1e-9)
     assert on_gpu["test"]["loss"] == pytest.approx(on_cpu["test"]["loss"], rel=1e-9)
@@ -141,7 +141,7 @@ def test_broken_data_folder_error_names_the_file(tmp_path):
 def test_recipe_settings_can_be_overridden():
     result = run_train("--recipe", "seed", "--epochs", "2", "--limit", "500", "--dtype", "float32")
     assert result.returncode == 0, result.stderr
-    assert "500 training images, 2 epochs, batch full, lr 0.01, float32 on cpu" in result.stdout
+    assert "500 training images, 2 epochs, batch full, lr 0.01, float32 on cpu (numpy)" in result.stdout
 
 
 def test_saved_model_predicts_like_the_trained_run(tmp_path):

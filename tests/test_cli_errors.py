@@ -47,9 +47,14 @@ ERRORS = [
         "argument --limit: study 's' was started with 2000: give the same to continue it (--study)",
     ),
     (
-        BackendError("gpu", "needs CuPy, which is not installed; install it with: pip install 'mnist-xp[gpu]'"),
+        BackendError("device", "gpu", "needs CuPy, which is not installed; install it with: pip install 'mnist-xp[gpu]'"),
         "device 'gpu' needs CuPy, which is not installed; install it with: pip install 'mnist-xp[gpu]'",
         "--device gpu needs CuPy, which is not installed; install it with: pip install 'mnist-xp[gpu]'",
+    ),
+    (
+        BackendError("backend", "torch", "needs PyTorch, which is not installed; install it with: pip install 'mnist-xp[torch]'"),
+        "backend 'torch' needs PyTorch, which is not installed; install it with: pip install 'mnist-xp[torch]'",
+        "--backend torch needs PyTorch, which is not installed; install it with: pip install 'mnist-xp[torch]'",
     ),
     (
         diverged(),
@@ -106,7 +111,7 @@ def reported(capsys, error: Exception, parser=None) -> tuple[int, str]:
         (SettingError("val", "2000 must leave some training images"), 2,
          "error: argument --val: 2000 must leave some training images"),
         (UsageError("unknown recipe 'quick'"), 2, "error: unknown recipe 'quick'"),
-        (BackendError("gpu", "needs a CUDA GPU, and none is visible on this machine"), 1,
+        (BackendError("device", "gpu", "needs a CUDA GPU, and none is visible on this machine"), 1,
          "error: --device gpu needs a CUDA GPU, and none is visible on this machine"),
         (diverged(), 3,
          f"error: {DIVERGED}; try a lower learning rate, e.g. --lr 0.05"),
@@ -124,5 +129,5 @@ def test_with_a_parser_a_usage_error_is_reported_as_argparse_reports_a_bad_optio
     assert code == 2
     assert err.splitlines()[0].startswith("usage: python -m mnist_xp.train")
     assert err.splitlines()[-1] == "python -m mnist_xp.train: error: argument --limit: 0 is outside 1..60000"
-    code, err = reported(capsys, BackendError("gpu", "needs CuPy"), parser)  # not a usage error: no usage line
+    code, err = reported(capsys, BackendError("device", "gpu", "needs CuPy"), parser)  # not a usage error: no usage line
     assert (code, err) == (1, "error: --device gpu needs CuPy\n")

@@ -211,6 +211,8 @@ def test_a_bad_engine_setting_is_refused_at_fit_naming_its_parameter(iris, param
         ("solver", "lbfgs"),
         ("random_state", "seven"),
         ("device", "tpu"),
+        ("backend", "tensorflow"),
+        ("device", "mps"),
         ("tol", -1.0),
         ("n_iter_no_change", 0),
         ("validation_fraction", 1.0),

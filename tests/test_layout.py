@@ -51,12 +51,32 @@ def test_library_imports_run_downward_and_never_reach_the_commands():
         assert imported <= allowed, f"{path.name} imports {sorted(imported - allowed)}, which come after it"
 
 
+ARRAY_LIBRARIES = {"numpy", "cupy", "torch", "jax", "jaxlib", "array_api_strict"}
+NAMES_LIBRARIES = {"backend", "kernels", "compiled"}
+"""The modules that may import a device's array library: the backend registry, the Numba kernels, the compiled loops."""
+
+
+def top_level_imports(path: Path) -> set[str]:
+    """Every package that the module ``path`` imports anywhere (inside functions too), by its top-level name."""
+    tree = ast.parse(path.read_text())
+    imports = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imports |= {
+        node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module and not node.level
+    }
+    return imports
+
+
 def test_the_math_names_no_array_library():
-    for name in ("nn", "optim"):
-        tree = ast.parse((PACKAGE / f"{name}.py").read_text())
-        imports = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-        imports |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
-        assert not imports & {"numpy", "cupy", "torch"}, f"{name}.py imports {imports}"
+    for name in ("nn", "optim", "schedules"):
+        imports = top_level_imports(PACKAGE / f"{name}.py")
+        assert not imports & ARRAY_LIBRARIES, f"{name}.py imports {sorted(imports & ARRAY_LIBRARIES)}"
+
+
+def test_only_the_backend_imports_a_devices_library():
+    for path in library_modules():
+        if path.stem not in NAMES_LIBRARIES:
+            imports = top_level_imports(path) & (ARRAY_LIBRARIES - {"numpy"})
+            assert not imports, f"{path.name} imports {sorted(imports)}"
 
 
 def test_shims_only_run_their_command():

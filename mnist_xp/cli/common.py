@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, NoReturn
 
+from .. import backend
 from ..config import FIELDS, Kind, TrainConfig, complaint_about
 from ..errors import BackendError, DivergenceError, MnistXpError, SettingError, UsageError
 from ..tuning import StudyMismatch
@@ -196,3 +197,27 @@ def add_data_dir_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_place_options(parser: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--backend``: where the network runs, and on which array library."""
+    parser.add_argument(
+        "--device",
+        choices=backend.DEVICES,
+        default="cpu",
+        help="cpu, gpu (CUDA, or ROCm where the backend supports it) or mps (PyTorch on Apple silicon) (default cpu)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=backend.BACKENDS,
+        default=None,
+        help="the array library: numpy, cupy, torch or jax (default numpy, or cupy with --device gpu)",
+    )
+
+
+def settle_place(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse a ``--device`` that the ``--backend`` does not offer (exit 2), and let the chosen library compute
+    in float64 in this process, as the commands own it (JAX's 64-bit mode)."""
+    try:
+        backend.check_choice(args.device, args.backend)
+    except SettingError as exc:
+        usage_error(parser, exc)
+    backend.allow_float64(args.backend)

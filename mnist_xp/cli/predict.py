@@ -17,7 +17,7 @@ from .. import backend
 from ..errors import MnistXpError
 from ..images import load_digit, require
 from ..model import Model
-from .common import add_model_argument, run_reporting_errors
+from .common import add_model_argument, add_place_options, run_reporting_errors, settle_place
 
 TOP = 3
 
@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_argument(parser)
     parser.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="image files, one digit each")
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of one line per image")
-    parser.add_argument("--device", choices=backend.DEVICES, default="cpu", help="cpu runs on NumPy, gpu on CuPy")
+    add_place_options(parser)
     return parser
 
 
@@ -46,8 +46,8 @@ def top_digits(probabilities: np.ndarray, count: int = TOP) -> list[list[tuple[i
 def run(args: argparse.Namespace) -> int:
     """Recognize every readable image; report unreadable ones on stderr. Returns the exit status."""
     require()
-    backend.namespace(args.device)
-    model = Model.load_digit_classifier(args.model, args.device)
+    backend.namespace(args.device, args.backend)
+    model = Model.load_digit_classifier(args.model, args.device, backend=args.backend)
     paths, digits, failed = [], [], 0
     for path in args.images:
         try:
@@ -73,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    settle_place(parser, args)
     return run_reporting_errors(lambda: run(args))
 
 

@@ -1,6 +1,7 @@
 """Command line: train a network on MNIST (or any IDX data set) and report its test accuracy.
 
     python -m mnist_xp.train --device cpu
+    python -m mnist_xp.train --backend torch --recipe fast
     python -m mnist_xp.train --recipe seed
     python -m mnist_xp.train --recipe fast --report report.json
     python -m mnist_xp.train --checkpoint run.npz        # then, after a crash or Ctrl-C:
@@ -29,12 +30,14 @@ from ..pipeline import TrainResult, train
 from .common import (
     add_config_options,
     add_data_dir_option,
+    add_place_options,
     config_from,
     flag,
     given_settings,
     output_path,
     positive_int,
     run_reporting_errors,
+    settle_place,
 )
 
 MODEL_SETTINGS = ("epochs", "lr", "batch_size", "hidden", "activation", "init", "dtype", "seed")
@@ -48,9 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 done, 1 a file or device problem, 2 a bad option, 3 training diverged, "
         "130 / 143 interrupted by SIGINT / SIGTERM",
     )
-    parser.add_argument(
-        "--device", choices=backend.DEVICES, default="cpu", help="cpu runs on NumPy, gpu on CuPy (default cpu)"
-    )
+    add_place_options(parser)
     parser.add_argument(
         "--recipe",
         choices=sorted(RECIPES),
@@ -113,12 +114,12 @@ def resolve(parser: argparse.ArgumentParser, args: argparse.Namespace):
         parser.error("argument --recipe-file: not allowed with --recipe (choose one)")
     if args.resume is None:
         base = RECIPES[args.recipe or "default"] if args.recipe_file is None else read_recipe(args.recipe_file)
-        return config_from(base, given, parser), DataSource(args.data_dir, args.limit, args.device), None
+        return config_from(base, given, parser), DataSource(args.data_dir, args.limit, args.device, args.backend), None
     if args.recipe is not None or args.recipe_file is not None:
         option = "--recipe" if args.recipe is not None else "--recipe-file"
         parser.error(f"argument {option}: not allowed with --resume (the checkpoint holds the run's settings)")
-    resumed = resume.resolve(args.resume, args.device)
-    source = resumed.source
+    resumed = resume.resolve(args.resume)
+    source = replace(resumed.source, device=args.device, backend=args.backend)
     if args.data_dir is not None or args.limit is not None:
         source = replace(source, folder=args.data_dir or source.folder, limit=args.limit or source.limit)
     return config_from(resumed.config, given, parser), source, resumed.checkpoint
@@ -133,10 +134,11 @@ class Progress(Callback):
 
     def on_train_begin(self, run):
         config, epochs = run.config, run.config.epochs
+        library, device = backend.place_of(run.data.X_train)
         print(
             f"mnist-xp: {'-'.join(map(str, run.layer_sizes))} {config.activation}, {run.data.X_train.shape[0]} "
             f"training images, {epochs} epochs, batch {config.batch_size}, lr {config.lr}, {config.dtype} "
-            f"on {self.args.device}"
+            f"on {device} ({library})"
         )
         print(describe_optimization(config))
         if run.resumed is not None:
@@ -269,6 +271,7 @@ def _same_file(path: Path, other: Path | None) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    settle_place(parser, args)
     if args.checkpoint_every is not None and args.checkpoint is None and args.resume is None:
         parser.error("argument --checkpoint-every: needs --checkpoint PATH (or --resume PATH)")
     if args.checkpoint is not None and args.checkpoint.exists() and not _same_file(args.checkpoint, args.resume):

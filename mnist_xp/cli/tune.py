@@ -16,11 +16,20 @@ import shlex
 import sys
 from pathlib import Path
 
-from .. import backend, studyplots, tuning
+from .. import studyplots, tuning
 from ..config import DEFAULT, FIELDS, TrainConfig, value_text, write_recipe
 from ..data import DataSource
 from ..errors import MnistXpError
-from .common import add_data_dir_option, flag, output_path, positive_int, run_reporting_errors, text_parser
+from .common import (
+    add_data_dir_option,
+    add_place_options,
+    flag,
+    output_path,
+    positive_int,
+    run_reporting_errors,
+    settle_place,
+    text_parser,
+)
 
 DEFAULT_STORAGE = "sqlite:///tune.db"
 STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -96,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--limit", type=positive_int, default=None, help="use the first N training images only")
     add_data_dir_option(parser)
-    parser.add_argument("--device", choices=backend.DEVICES, default="cpu", help="cpu or gpu (default cpu)")
+    add_place_options(parser)
     parser.add_argument(
         "--recipe-file",
         type=output_path,
@@ -179,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
         budget=args.budget,
         prune=not args.no_pruning,
         heartbeat=args.heartbeat,
-        data=DataSource(args.data_dir, args.limit, args.device),
+        data=DataSource(args.data_dir, args.limit, args.device, args.backend),
     )
     data = spec.data.load(spec.base().dtype)
     tuning.check_data(spec, data)
@@ -227,6 +236,7 @@ def report(args: argparse.Namespace, spec: tuning.StudySpec, study) -> int:
         (["--limit", str(args.limit)] if args.limit else [])
         + (["--data-dir", str(args.data_dir)] if args.data_dir else [])
         + (["--device", args.device] if args.device != "cpu" else [])
+        + (["--backend", args.backend] if args.backend is not None else [])
     )
     print(f"recipe written to {path}; train it with:")
     print("  " + shlex.join(["python", "-m", "mnist_xp.train", "--recipe-file", str(path), *data]))
@@ -244,5 +254,7 @@ def report(args: argparse.Namespace, spec: tuning.StudySpec, study) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command; a bad search space or option combination is one ``error:`` line and exit 2."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    settle_place(parser, args)
     return run_reporting_errors(lambda: run(args))
