@@ -64,3 +64,13 @@ def backend(request):
     xp = available(request.param, "gpu" if request.param == "cupy" else "cpu")
     with float64_everywhere(request.param):
         yield Backend(request.param, xp)
+
+
+@pytest.fixture(params=["torch", "jax", "cupy"])
+def engine(request):
+    """A backend other than NumPy that runs whole trainings, as ``(backend, device)``: PyTorch and JAX on the
+    CPU, CuPy on the GPU. float64 is available, as with ``backend``."""
+    device = "gpu" if request.param == "cupy" else "cpu"
+    available(request.param, device)
+    with float64_everywhere(request.param):
+        yield request.param, device
