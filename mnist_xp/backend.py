@@ -235,11 +235,15 @@ def allow_float64(backend: str | None) -> None:
     """Let ``backend``'s library compute in float64 in this whole process: JAX's 64-bit mode (the others always can).
 
     Process-wide, so only the commands call it, for the processes they own; the library never does.
+    Without the library it does nothing (``place`` says how to install it).
     """
-    if backend == "jax":
+    if backend != "jax":
+        return
+    try:
         import jax
-
-        jax.config.update("jax_enable_x64", True)
+    except ImportError:
+        return
+    jax.config.update("jax_enable_x64", True)
 
 
 def to_host(array) -> np.ndarray:

@@ -15,6 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from helpers import run_main
 
 from mnist_xp import DEFAULT, MLPClassifier, Model, load_mnist, nn, train
 from mnist_xp import backend as backends
@@ -146,3 +147,12 @@ def test_the_training_command_runs_the_seed_recipe_in_float64_on_the_backend(eng
     losses = [record["loss"] for record in on_engine["history"]]
     assert losses == pytest.approx([record["loss"] for record in numpy_seed_report["history"]], rel=1e-10)
     assert on_engine["test"]["confusion_matrix"] == numpy_seed_report["test"]["confusion_matrix"]
+
+
+@pytest.mark.parametrize("name, title", [("torch", "PyTorch"), ("jax", "JAX")])
+def test_a_backend_that_is_not_installed_is_one_line_with_its_install_command(monkeypatch, capsys, name, title):
+    monkeypatch.setitem(sys.modules, "jax.numpy" if name == "jax" else name, None)
+    monkeypatch.setitem(sys.modules, name, None)  # as if the library were not installed
+    code, out, err = run_main(["--backend", name, "--limit", "10", "--epochs", "1"], capsys)
+    assert (code, out) == (1, "")
+    assert err == f"error: --backend {name} needs {title}, which is not installed; install it with: pip install 'mnist-xp[{name}]'\n"
