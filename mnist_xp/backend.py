@@ -216,19 +216,24 @@ def to_device(host_array, where, dtype: str | None = None):
     """
     xp, target = _destination(where)
     wanted = dtype if dtype is not None else getattr(host_array, "dtype", None)
-    if is_jax_namespace(xp) and str(wanted) == "float64" and not _jax_has_float64():
-        raise SettingError(
-            "dtype",
-            "float64 on backend 'jax' needs JAX's 64-bit mode: set JAX_ENABLE_X64=1 in the environment, "
-            "or call jax.config.update('jax_enable_x64', True) first",
-        )
+    if str(wanted) == "float64":
+        _check_float64(xp, target)
     return xp.asarray(host_array, dtype=None if dtype is None else getattr(xp, dtype), device=target)
 
 
-def _jax_has_float64() -> bool:
-    import jax
+def _check_float64(xp, target) -> None:
+    """Refuse float64 where the library would not compute in it: JAX outside its 64-bit mode, PyTorch on MPS."""
+    if is_jax_namespace(xp):
+        import jax
 
-    return jax.dtypes.canonicalize_dtype(np.float64) == np.float64
+        if jax.dtypes.canonicalize_dtype(np.float64) != np.float64:
+            raise SettingError(
+                "dtype",
+                "float64 on backend 'jax' needs JAX's 64-bit mode: set JAX_ENABLE_X64=1 in the environment, "
+                "or call jax.config.update('jax_enable_x64', True) first",
+            )
+    elif getattr(target, "type", None) == "mps":
+        raise SettingError("dtype", "float64 is not offered by PyTorch on device 'mps': use float32")
 
 
 def allow_float64(backend: str | None) -> None:

@@ -103,6 +103,15 @@ def test_float64_on_jax_without_its_64_bit_mode_is_refused_instead_of_computed_i
     assert backends.to_device(np.ones(2), xp, "float32").dtype == xp.float32
 
 
+def test_float64_on_mps_is_refused_before_pytorch_is_asked():
+    torch = pytest.importorskip("torch")
+    mps = backends.Place("torch", "mps", backends.namespace("cpu", "torch"), torch.device("mps"))
+    with pytest.raises(SettingError, match="^dtype: float64 is not offered by PyTorch on device 'mps': use float32$"):
+        backends.to_device(np.ones(2), mps)
+    with pytest.raises(SettingError, match="mps"):
+        backends.to_device(np.ones(2, np.float32), mps, "float64")
+
+
 def test_allow_float64_turns_on_jax_64_bit_mode_for_the_process_only_when_asked():
     pytest.importorskip("jax")
     script = (
