@@ -156,3 +156,45 @@ def test_a_backend_that_is_not_installed_is_one_line_with_its_install_command(mo
     code, out, err = run_main(["--backend", name, "--limit", "10", "--epochs", "1"], capsys)
     assert (code, out) == (1, "")
     assert err == f"error: --backend {name} needs {title}, which is not installed; install it with: pip install 'mnist-xp[{name}]'\n"
+
+
+def test_every_command_that_places_a_network_takes_a_backend():
+    from mnist_xp.cli import predict, tune
+    from mnist_xp.cli import train as train_command
+
+    for command in (train_command, predict, tune):
+        options = {action.dest: action for action in command.build_parser()._actions}
+        assert tuple(options["backend"].choices) == backends.BACKENDS and options["backend"].default is None
+        assert tuple(options["device"].choices) == backends.DEVICES and options["device"].default == "cpu"
+
+
+def test_the_predict_command_gives_numpys_answers_on_the_backend(engine, tmp_path, capsys, monkeypatch):
+    image = pytest.importorskip("PIL.Image", reason="needs Pillow: pip install 'mnist-xp[plot]'")
+    from mnist_xp.cli import predict
+
+    name, device = engine
+    model = tmp_path / "model.npz"
+    numpy_run(replace(RUN, epochs=1, dtype="float32")).model.save(model)
+    digits = load_mnist(limit=10).X_test[:3]
+    paths = [tmp_path / f"digit{i}.png" for i in range(3)]
+    for digit, path in zip(digits, paths):
+        image.fromarray(255 - np.rint(digit * 255).astype(np.uint8).reshape(28, 28)).save(path)
+    monkeypatch.setattr(backends, "allow_float64", lambda backend: None)  # JAX's 64-bit mode stays as the test has it
+    loaded = []
+    load = Model.load_digit_classifier
+    monkeypatch.setattr(predict.Model, "load_digit_classifier", lambda *args, **kw: loaded.append(load(*args, **kw)) or loaded[-1])
+    answers = []
+    for options in ((), ("--backend", name, "--device", device)):
+        code = predict.main([str(model), *map(str, paths), "--json", *options])
+        out, err = capsys.readouterr()
+        assert (code, err) == (0, "")
+        answers.append(json.loads(out))
+    assert [(model.backend, model.device) for model in loaded] == [("numpy", "cpu"), (name, device)]
+    assert [[entry["digit"] for entry in record["top"]] for record in answers[1]] == [
+        [entry["digit"] for entry in record["top"]] for record in answers[0]
+    ]
+    # Printed to six places: float32 results a rounding apart may print one unit apart.
+    for on_engine, on_numpy in zip(answers[1], answers[0], strict=True):
+        assert [entry["probability"] for entry in on_engine["top"]] == pytest.approx(
+            [entry["probability"] for entry in on_numpy["top"]], abs=2e-6
+        )
