@@ -71,7 +71,7 @@ def test_a_checkpoint_saved_on_one_backend_resumes_on_another(engine, tmp_path, 
     config = replace(RUN, dtype="float32", epochs=2)
     saved_on, resumed_on = ((None, "cpu"), (name, device))[:: 1 if direction == "from numpy" else -1]
     path = tmp_path / "run.npz"
-    stop_after_one = lambda state, result: result.epoch == 1  # noqa: E731
+    stop_after_one = lambda state, result: result.epoch == 1
     train(config, limit=LIMIT, backend=saved_on[0], device=saved_on[1], checkpoint=path, on_epoch=stop_after_one)
     assert load_checkpoint(path).epoch == 1
     resumed = train(resume_from=path, backend=resumed_on[0], device=resumed_on[1])
@@ -97,7 +97,9 @@ def test_a_model_file_saved_on_one_backend_predicts_alike_on_every_other(engine,
     assert backends.place_of(params_there[0][0]) == (name, device)
     np.testing.assert_allclose(on_engine.predict_proba(images), on_numpy.predict_proba(images), rtol=1e-10, atol=1e-13)
     labels = load_mnist(limit=50).y_test[:200]
-    assert on_engine.evaluate(images, labels)["confusion_matrix"] == on_numpy.evaluate(images, labels)["confusion_matrix"]
+    assert (
+        on_engine.evaluate(images, labels)["confusion_matrix"] == on_numpy.evaluate(images, labels)["confusion_matrix"]
+    )
 
 
 def test_the_estimator_fits_on_the_backend_as_on_numpy(engine):
@@ -155,7 +157,10 @@ def test_a_backend_that_is_not_installed_is_one_line_with_its_install_command(mo
     monkeypatch.setitem(sys.modules, name, None)  # as if the library were not installed
     code, out, err = run_main(["--backend", name, "--limit", "10", "--epochs", "1"], capsys)
     assert (code, out) == (1, "")
-    assert err == f"error: --backend {name} needs {title}, which is not installed; install it with: pip install 'mnist-xp[{name}]'\n"
+    assert (
+        err
+        == f"error: --backend {name} needs {title}, which is not installed; install it with: pip install 'mnist-xp[{name}]'\n"
+    )
 
 
 def test_every_command_that_places_a_network_takes_a_backend():
@@ -182,7 +187,9 @@ def test_the_predict_command_gives_numpys_answers_on_the_backend(engine, tmp_pat
     monkeypatch.setattr(backends, "allow_float64", lambda backend: None)  # JAX's 64-bit mode stays as the test has it
     loaded = []
     load = Model.load_digit_classifier
-    monkeypatch.setattr(predict.Model, "load_digit_classifier", lambda *args, **kw: loaded.append(load(*args, **kw)) or loaded[-1])
+    monkeypatch.setattr(
+        predict.Model, "load_digit_classifier", lambda *args, **kw: loaded.append(load(*args, **kw)) or loaded[-1]
+    )
     answers = []
     for options in ((), ("--backend", name, "--device", device)):
         code = predict.main([str(model), *map(str, paths), "--json", *options])
