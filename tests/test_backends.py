@@ -107,7 +107,7 @@ def test_the_estimator_fits_on_the_backend_as_on_numpy(engine):
     name, device = engine
     dataset = load_mnist(limit=300, dtype="float64")
     X, y = backends.to_host(dataset.X_train), dataset.y_train
-    settings = {"hidden_layer_sizes": (16,), "max_iter": 3, "random_state": 0, "dtype": "float64", "batch_size": 64}
+    settings = {"hidden_layer_sizes": (16,), "max_iter": 3, "random_state": 0, "dtype": "float64", "batch_size": 100}
     with pytest.warns(Warning):  # three epochs do not meet scikit-learn's stopping rule
         fitted = MLPClassifier(**settings, backend=name, device=device).fit(X, y)
     with pytest.warns(Warning):
