@@ -205,3 +205,11 @@ def test_the_predict_command_gives_numpys_answers_on_the_backend(engine, tmp_pat
         assert [entry["probability"] for entry in on_engine["top"]] == pytest.approx(
             [entry["probability"] for entry in on_numpy["top"]], abs=2e-6
         )
+
+
+def test_a_device_the_backend_does_not_offer_is_a_usage_error_naming_the_option(capsys):
+    code, out, err = run_main(["--backend", "numpy", "--device", "gpu"], capsys)
+    assert (code, out) == (2, "")
+    assert err.splitlines()[-1] == (
+        "python -m mnist_xp.train: error: argument --device: 'gpu' is not a device of backend 'numpy', which offers cpu"
+    )
