@@ -1,11 +1,14 @@
 """Record a run as JSON: what it measured, on which machine, with which libraries, at which commit.
 
-    python -m benchmarks.record recipe NAME --seed S        # -> results/recipes/NAME-seedS.json
-    python -m benchmarks.record bench RUN.json --name NAME  # -> results/benchmarks/NAME.json
+    python -m benchmarks.record recipe NAME --seed S          # -> results/recipes/NAME-seedS.json
+    python -m benchmarks.record bench --name NAME [-k EXPR]   # -> results/benchmarks/NAME.json
+    python -m benchmarks.record bench RUN.json --name NAME
 
 ``recipe`` trains one recipe on the bundled MNIST (all 60,000 training images) and keeps its
-test accuracy and training time. ``bench`` reduces a run written by ``pytest --benchmark-only
---benchmark-json RUN.json`` to what the tables need: each benchmark's median time and rounds.
+test accuracy and training time. ``bench`` runs ``pytest benchmarks --benchmark-only`` (or takes
+a run that ``--benchmark-json RUN.json`` wrote) and keeps what the tables need: each benchmark's
+median time and rounds. Both keep the load average while they ran, which says whether other work
+shared the machine.
 ``python -m benchmarks.tables`` turns the records into the tables of the README and the manual.
 """
 
@@ -18,6 +21,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
@@ -158,6 +162,20 @@ def reduce_benchmarks(run: dict) -> dict:
     }
 
 
+def run_benchmarks(select: str | None = None) -> dict:
+    """Run ``pytest benchmarks --benchmark-only`` now and reduce its run, with the load average around it."""
+    with tempfile.TemporaryDirectory() as folder:
+        output = Path(folder) / "run.json"
+        command = [sys.executable, "-m", "pytest", "benchmarks", "--benchmark-only", f"--benchmark-json={output}", "-q"]
+        command += ["-p", "no:cacheprovider", *(["-k", select] if select else [])]
+        before = os.getloadavg()[0]
+        subprocess.run(command, cwd=ROOT, check=True)
+        after = os.getloadavg()[0]
+        record = reduce_benchmarks(json.loads(output.read_text()))
+    record["load_average"] = round(max(before, after), 2)
+    return record
+
+
 def write(record: dict, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
@@ -173,10 +191,16 @@ def main(argv: list[str] | None = None) -> int:
     recipe.add_argument("--device", default="cpu", choices=("cpu", "gpu"))
     recipe.add_argument("--out", type=Path, default=RESULTS / "recipes", help="folder of the records")
     bench = kinds.add_parser("bench", help="reduce a pytest-benchmark JSON run to a record")
-    bench.add_argument("run", type=Path, help="a file written by pytest --benchmark-json")
+    bench.add_argument("run", type=Path, nargs="?", help="a file written by pytest --benchmark-json (default: run them now)")
+    bench.add_argument("-k", dest="select", default=None, help="run only the benchmarks that pytest -k EXPR selects")
     bench.add_argument("--name", required=True, help="the record's name, e.g. cpu-2026-12-02")
     bench.add_argument("--out", type=Path, default=RESULTS / "benchmarks", help="folder of the records")
     args = parser.parse_args(argv)
+    if args.kind == "bench" and args.run is None:
+        record = run_benchmarks(args.select)
+        path = write(record, args.out / f"{args.name}.json")
+        print(path)
+        return 0
     if args.kind == "recipe":
         import mnist_xp
 

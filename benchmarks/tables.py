@@ -160,6 +160,12 @@ def benchmarks_table(records: list[dict]) -> str:
         f"{', '.join(blas) or 'no BLAS recorded'}{'; ' + forced if forced else ''}, "
         f"Python {record['libraries'].get('python', '?')}. A dash: that contestant was not installed or does not run there.",
     ]
+    load, cores = record.get("load_average"), machine["cores"]
+    if load is not None and cores and load >= cores:
+        lines[-1] += (
+            f" Other work shared the machine during this run (load average up to {load:g} on {cores} cores), so its "
+            "times and ratios are not what the machine gives alone."
+        )
     return "\n".join(lines)
 
 

@@ -236,6 +236,17 @@ def test_a_changed_record_changes_the_tables(tmp_path):
     assert ROOT / "docs" / "training.md" in tables.stale(results=results)
 
 
+def test_a_record_names_its_machine_libraries_and_commit():
+    import numpy  # noqa: F401  (the BLAS a record names is the one loaded)
+
+    from benchmarks import record
+
+    machine, libraries, commit = record.machine(), record.libraries(), record.commit()
+    assert machine["cpu"] and machine["cores"] >= 1 and isinstance(machine["blas"], list)
+    assert {"python", "numpy", "mnist-xp"} <= set(libraries)
+    assert commit["id"] is None or re.fullmatch(r"[0-9a-f]{40}", commit["id"])
+
+
 def test_a_benchmark_run_is_reduced_to_what_the_tables_need():
     from benchmarks import record, tables
 

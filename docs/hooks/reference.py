@@ -48,7 +48,7 @@ def exported(package: str) -> list[str]:
 
 
 def api_entries(package: str) -> str:
-    return "\n\n".join(f"## `{path.rsplit('.', 1)[1]}`\n\n::: {path}" for path in exported(package))
+    return "\n\n".join(f"::: {path}" for path in exported(package))
 
 
 def command_help(command: str) -> str:
