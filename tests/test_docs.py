@@ -229,6 +229,7 @@ def test_a_changed_record_changes_the_tables(tmp_path):
 
     results = tmp_path / "results"
     shutil.copytree(ROOT / "results", results)
+    assert tables.stale(results=results) == []
     record_path = sorted((results / "recipes").glob("*.json"))[0]
     record = json.loads(record_path.read_text())
     record["test_accuracy"] -= 0.01
