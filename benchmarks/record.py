@@ -53,13 +53,17 @@ def machine() -> dict:
         "cores": os.cpu_count(),
         "avx512": "avx512f" in cpu.get("Flags", "").split(),
         "system": f"{platform.system()} {platform.machine()}",
-        "blas": [
-            {key: info.get(key) for key in ("internal_api", "version", "architecture", "num_threads")}
-            for info in blas_libraries()
-            if "note" not in info
-        ],
+        "blas": [blas_entry(info) for info in blas_libraries() if "note" not in info],
         "openblas_env": openblas_env(),
     }
+
+
+def blas_entry(info: dict) -> dict:
+    """A BLAS as threadpoolctl sees it, with the package that ships it ('numpy' for NumPy's own)."""
+    entry = {key: info.get(key) for key in ("internal_api", "version", "architecture", "num_threads")}
+    folder = Path(info.get("filepath") or "").parent.name
+    entry["package"] = folder.removesuffix(".libs") or None
+    return entry
 
 
 def libraries() -> dict:
@@ -84,9 +88,13 @@ def git(*args: str) -> str | None:
 
 
 def commit() -> dict:
-    """The commit checked out, and whether the library's files differ from it."""
+    """The commit checked out, the last commit that changed the library, and whether its files differ from that."""
     changes = git("status", "--porcelain", "--", "mnist_xp")
-    return {"id": git("rev-parse", "HEAD"), "library_changed": bool(changes) if changes is not None else None}
+    return {
+        "id": git("rev-parse", "HEAD"),
+        "library": git("log", "-1", "--format=%H", "--", "mnist_xp"),
+        "library_changed": bool(changes) if changes is not None else None,
+    }
 
 
 def now() -> str:
@@ -149,11 +157,7 @@ def reduce_benchmarks(run: dict) -> dict:
         "machine": {
             "cpu": info.get("cpu", {}).get("brand_raw") or info.get("processor") or "unknown CPU",
             "cores": info.get("cpu", {}).get("count"),
-            "blas": [
-                {key: lib.get(key) for key in ("internal_api", "version", "architecture", "num_threads")}
-                for lib in info.get("blas", [])
-                if "note" not in lib
-            ],
+            "blas": [blas_entry(lib) for lib in info.get("blas", []) if "note" not in lib],
             "openblas_env": info.get("openblas_env", {}),
         },
         "libraries": {"python": info.get("python_version")},

@@ -62,9 +62,15 @@ def describe_settings(settings: dict) -> str:
     return ", ".join(words)
 
 
+def describe_blas(machine: dict) -> list[str]:
+    """NumPy's BLAS where the record says which it is, else every BLAS the process had loaded."""
+    libraries = [lib for lib in machine["blas"] if lib.get("package") == "numpy"] or machine["blas"]
+    return sorted({f"{lib['internal_api']} {lib['version']} ({lib['architecture']} kernel)" for lib in libraries})
+
+
 def describe_machine(record: dict) -> str:
     machine, libraries = record["machine"], record["libraries"]
-    blas = sorted({f"{lib['internal_api']} {lib['version']} ({lib['architecture']} kernel)" for lib in machine["blas"]})
+    blas = describe_blas(machine)
     forced = ", ".join(f"{key}={value}" for key, value in machine.get("openblas_env", {}).items())
     parts = [f"{machine['cpu']} ({machine['cores']} cores)", ", ".join(blas) or "no BLAS recorded"]
     if forced:
@@ -106,12 +112,12 @@ def recipes_caption(records: list[dict], missing: list[str]) -> str:
     if not records:
         return "No recipe has been recorded yet."
     dates = sorted(record["recorded"][:10] for record in records)
-    commits = sorted({record["commit"]["id"][:10] for record in records if record["commit"]["id"]})
+    commits = sorted({(record["commit"].get("library") or record["commit"]["id"] or "?")[:10] for record in records})
     machines = sorted({describe_machine(record) for record in records})
     text = (
         "Trained on all 60,000 training images and tested on the 10,000 test images, on the CPU; "
         f"recorded {dates[0]}" + (f" to {dates[-1]}" if dates[-1] != dates[0] else "")
-        + f" at commit {', '.join(commits)} on {'; and on '.join(machines)}."
+        + f" with the library at commit {', '.join(commits)}, on {'; and on '.join(machines)}."
     )
     busiest = max(records, key=lambda record: record["load_average"] / record["machine"]["cores"])
     if busiest["load_average"] >= busiest["machine"]["cores"]:
@@ -151,7 +157,7 @@ def benchmarks_table(records: list[dict]) -> str:
         lines += ["", "| work | device | dtype | variant | variant (s) | ours/variant |", "|---|---|---|---|---:|---:|"]
         lines += variants
     machine = record["machine"]
-    blas = sorted({f"{lib['internal_api']} {lib['version']} ({lib['architecture']} kernel)" for lib in machine["blas"]})
+    blas = describe_blas(machine)
     forced = ", ".join(f"{key}={value}" for key, value in machine.get("openblas_env", {}).items())
     lines += [
         "",
