@@ -161,7 +161,7 @@ def reduce_benchmarks(run: dict) -> dict:
             "openblas_env": info.get("openblas_env", {}),
         },
         "libraries": {"python": info.get("python_version")},
-        "commit": {"id": run.get("commit_info", {}).get("id"), "library_changed": run.get("commit_info", {}).get("dirty")},
+        "commit": {"id": run.get("commit_info", {}).get("id"), "dirty": run.get("commit_info", {}).get("dirty")},
         "benchmarks": sorted(benchmarks, key=lambda bench: bench["name"]),
     }
 
