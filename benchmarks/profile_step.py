@@ -25,8 +25,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from mnist_xp import backend, nn
+from mnist_xp.loop import CompactInputs, TrainState, compact_inputs, epoch_order, train_step
 from mnist_xp.optim import adam, sgd
-from mnist_xp.training import CompactInputs, TrainState, compact_inputs, epoch_order, train_step
 
 from .machine import blas_libraries, describe, openblas_env
 from .workload import SEED, SGD_LR, floor_products, host_params, mnist

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from mnist_xp import backend, nn
+from mnist_xp.loop import CompactInputs, TrainState, compact_inputs, train_step
 from mnist_xp.optim import sgd
-from mnist_xp.training import CompactInputs, TrainState, compact_inputs, train_step
 
 from .peers import keras_model, torch_model, torch_synchronized
 from .workload import (

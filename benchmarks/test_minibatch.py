@@ -1,6 +1,6 @@
 """One epoch of Adam (Keras's defaults) over the 60,000 training images at batch 32 and 128.
 
-``ours`` is ``training.fit`` for one more epoch, with the update as ``train`` runs it (``ours-unfused``:
+``ours`` is ``loop.fit`` for one more epoch, with the update as ``train`` runs it (``ours-unfused``:
 without the backend's single-pass kernel); Keras runs ``fit`` for one epoch; PyTorch
 an eager loop with ``torch.optim.Adam`` set to Keras's epsilon. Each library shuffles its
 own way; the work (one forward, backward and update per batch) is the same. Ours and PyTorch
@@ -12,8 +12,8 @@ from __future__ import annotations
 import pytest
 
 from mnist_xp import backend
+from mnist_xp.loop import TrainState, epoch_order, fit
 from mnist_xp.optim import adam
-from mnist_xp.training import TrainState, epoch_order, fit
 
 from .peers import keras_model, torch_model, torch_synchronized
 from .workload import ADAM_LR, BATCH_SIZES, SEED, host_params, mnist, record, step_flop

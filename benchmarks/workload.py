@@ -7,7 +7,7 @@ from functools import lru_cache
 
 from mnist_xp import DEFAULT, backend, load_mnist, nn
 from mnist_xp.optim import sgd
-from mnist_xp.trainer import initial_state
+from mnist_xp.pipeline import initial_state
 
 LAYERS = (784, 128, 10)
 BATCH_SIZES = (32, 128)

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from array_api_compat import array_namespace, is_cupy_array, is_cupy_namespace, is_numpy_array, is_numpy_namespace
 
-from .errors import GPU_INSTALL_HINT, BackendError, first_line
+from .errors import GPU_INSTALL_HINT, BackendError, SettingError, first_line
 
 DEVICES = ("cpu", "gpu")
 DTYPES = ("float32", "float64")
@@ -49,25 +49,28 @@ BLOCK_ROWS = 8192
 
 
 def namespace(device: str):
-    """Return the array namespace for ``device`` ('cpu' is NumPy, 'gpu' is CuPy)."""
+    """Return the array namespace for ``device`` ('cpu' is NumPy, 'gpu' is CuPy).
+
+    An unknown name is a ``SettingError``; a device this machine cannot use, a ``BackendError``.
+    """
     if device == "cpu":
         return array_namespace(np.empty(0))
     if device == "gpu":
         return _cupy_namespace()
-    raise BackendError(f"unknown device {device!r}: choose one of {', '.join(DEVICES)}")
+    raise SettingError("device", f"{device!r} is not one of {', '.join(DEVICES)}")
 
 
 def _cupy_namespace():
     try:
         import cupy
     except ImportError:
-        raise BackendError(f"--device gpu needs CuPy, which is not installed; {GPU_INSTALL_HINT}") from None
+        raise BackendError("gpu", f"needs CuPy, which is not installed; {GPU_INSTALL_HINT}") from None
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:  # CUDA driver missing or broken: CuPy raises its own runtime error types
-        raise BackendError(f"--device gpu needs a CUDA GPU, but CUDA reports: {first_line(exc)}") from None
+        raise BackendError("gpu", f"needs a CUDA GPU, but CUDA reports: {first_line(exc)}") from None
     if count < 1:
-        raise BackendError("--device gpu needs a CUDA GPU, and none is visible on this machine")
+        raise BackendError("gpu", "needs a CUDA GPU, and none is visible on this machine")
     return array_namespace(cupy.empty(0))
 
 
@@ -134,9 +137,9 @@ def _one_blas_thread():
 def serial_blas(array, rows: int):
     """A context in which NumPy's BLAS runs on one thread when batches of ``rows`` rows are small.
 
-    Splitting a product of a few dozen rows across threads saves little (batches of 32 and 64
-    ran within a tenth of each other either way), and when the cores are shared each hand-over
-    can wait a whole scheduler slice. From 128 rows two threads win by about a fifth.
+    Splitting a product of a few dozen rows across threads saves little, and when the cores are
+    shared each hand-over can wait a whole scheduler slice; from 128 rows two threads win (the
+    README's Benchmarks give the figures).
     Results agree with the threaded ones to rounding (the blocking may differ).
     Elsewhere (CuPy, other namespaces, large batches, or without threadpoolctl) it does nothing.
     """
@@ -215,8 +218,8 @@ def keep_freed_memory() -> bool:
 
     Every training step frees and allocates arrays of the same few sizes. With glibc's default
     thresholds, blocks of a few hundred KiB are handed back to the kernel when freed and come
-    back as fresh pages, one page fault per 4 KiB touched: about a fifth of a mini-batch step
-    on CPU. With both thresholds raised they are reused from the heap instead. Only the
+    back as fresh pages, one page fault per 4 KiB touched (the README's Benchmarks say what that
+    costs). With both thresholds raised they are reused from the heap instead. Only the
     allocator's bookkeeping changes, never a result. Does nothing on other C libraries.
     """
     if not sys.platform.startswith("linux"):
@@ -254,8 +257,8 @@ def uniform_sampler(xp, stream: str, *key: int):
     if is_cupy_namespace(xp):
         import cupy
 
-        # A new generator per batch: counter-based Philox costs the GPU about 50 µs to start
-        # and draw a batch's mask; CuPy's default XORWOW first sets up 256,000 states (600 µs).
+        # A new generator per batch: counter-based Philox starts at once, where CuPy's default
+        # XORWOW first sets up 256,000 states (the README's GPU section gives the times).
         generator = cupy.random.Generator(cupy.random.Philox4x3210(seed))
         return lambda shape, dtype: generator.random(shape, dtype=getattr(cupy, dtype))
     generator = np.random.default_rng(seed)

@@ -18,8 +18,8 @@ from array_api_compat import array_namespace
 
 from . import checkpoint
 from .errors import DivergenceError
+from .loop import EpochResult
 from .metrics import accuracy, epoch_metrics, predictions_and_loss
-from .training import EpochResult
 
 
 class Callback:

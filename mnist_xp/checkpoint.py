@@ -22,8 +22,8 @@ from array_api_compat import is_array_api_obj
 
 from .backend import DTYPES, to_device, to_host
 from .errors import CheckpointError
+from .loop import TrainState, history_from_records, history_records
 from .npzio import decode_description, read_npz, write_npz_atomically
-from .training import TrainState, history_from_records, history_records
 from .values import is_finite_number, is_whole_number
 
 FORMAT = "mnist-xp-checkpoint"

@@ -15,9 +15,9 @@ from typing import Callable
 
 from . import nn, schedules
 from .backend import DTYPES
-from .errors import MnistXpError, UsageError
+from .errors import MnistXpError, SettingError, UsageError
 from .npzio import write_atomically
-from .values import is_real_number, is_whole_number
+from .values import is_real_number, is_whole_number, plain_number
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
 ADAMW_WEIGHT_DECAY = 0.004
@@ -26,15 +26,6 @@ MAX_SHIFT = 4
 """MNIST's digits sit in a 20 x 20 box in the middle of the 28 x 28 frame: 4 pixels of margin."""
 MAX_LAYER_SIZE = 1_000_000
 MAX_SEED = 2**32 - 1
-
-
-class SettingError(UsageError, ValueError):
-    """A setting's value is refused; ``name`` is the field, ``complaint`` what is wrong with the value."""
-
-    def __init__(self, name: str, complaint: str):
-        super().__init__(f"{name}: {complaint}")
-        self.name = name
-        self.complaint = complaint
 
 
 # Each check takes a value of the right type and returns what is wrong with it, or None.
@@ -65,14 +56,17 @@ def _layer_size(value) -> str | None:
 
 @dataclass(frozen=True)
 class Kind:
-    """What values a setting takes: ``int``, ``float`` or ``str`` (with ``choices``), a tuple of ints, or
-    also None (``optional``) or the word ``full`` (``word``); ``check`` judges a value of the right type."""
+    """What values a setting takes: ``int``, ``float`` or ``str`` (with ``choices``), a tuple of ints
+    (``items``), and also None (``optional``) or one word such as ``"full"`` (``text_choice``).
+
+    ``check`` returns what is wrong with a value of the right type, or None.
+    """
 
     type: type
     check: Callable | None = None
     choices: tuple | None = None
     optional: bool = False
-    word: str | None = None
+    text_choice: str | None = None
     items: bool = False
 
 
@@ -100,7 +94,7 @@ class TrainConfig:
     lr: float = setting(0.5, Kind(float, _positive_finite), "learning rate", resumable=True)
     epochs: int = setting(15, Kind(int, _positive), "passes over the training set", resumable=True)
     batch_size: int | str = setting(
-        128, Kind(int, _positive, word="full"), "samples per update, or 'full' for batch gradient descent"
+        128, Kind(int, _positive, text_choice="full"), "samples per update, or 'full' for batch gradient descent"
     )
     dtype: str = setting("float32", Kind(str, choices=DTYPES), "floating-point type")
     seed: int = setting(0, Kind(int, _within(0, MAX_SEED)), "seed for the initial weights and every random draw of the run")
@@ -147,10 +141,10 @@ class TrainConfig:
             if isinstance(value, list):  # JSON and users give lists; a frozen config keeps tuples
                 object.__setattr__(self, item.name, value := tuple(value))
             if isinstance(value, tuple):
-                object.__setattr__(self, item.name, value := tuple(map(_plain, value)))
+                object.__setattr__(self, item.name, value := tuple(map(plain_number, value)))
             else:
-                object.__setattr__(self, item.name, value := _plain(value))
-            complaint = judge(item.metadata["kind"], value)
+                object.__setattr__(self, item.name, value := plain_number(value))
+            complaint = complaint_about(item.metadata["kind"], value)
             if complaint is not None:
                 raise SettingError(item.name, f"{value!r} {complaint}")
         if self.weight_decay is not None and self.optimizer != "adamw":
@@ -158,7 +152,7 @@ class TrainConfig:
                 "weight_decay", f"applies to adamw only (for {self.optimizer}, penalise the weights with l2)"
             )
         if self.patience is not None and self.val is None:
-            raise SettingError("patience", "needs a validation split: set val (--val N)")
+            raise SettingError("patience", "needs a validation split: set val", mentions=("val",))
 
     @property
     def full_batch(self) -> bool:
@@ -177,34 +171,22 @@ class TrainConfig:
         return cls(**settings)
 
 
-def _plain(value):
-    """NumPy's whole and real numbers as Python's ``int`` and ``float`` (settings are written as JSON); others as they are."""
-    if is_whole_number(value):
-        return int(value)
-    if is_real_number(value):
-        return float(value)
-    return value
-
-
-def option(name: str) -> str:
-    """The command-line option of a setting: ``label_smoothing`` is ``--label-smoothing``."""
-    return "--" + name.replace("_", "-")
-
-
-def shown(value) -> str:
-    """A setting's value as the command line writes it (hidden sizes comma-separated)."""
+def value_text(value) -> str:
+    """A setting's value as text: hidden sizes comma-separated (``256,128``), others as ``str`` writes them."""
     return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
-def judge(kind: Kind, value) -> str | None:
+def complaint_about(kind: Kind, value) -> str | None:
     """What is wrong with ``value`` as a setting of ``kind``, or None when it is fine."""
-    if value is None and kind.optional or kind.word is not None and value == kind.word:
+    if value is None and kind.optional or kind.text_choice is not None and value == kind.text_choice:
         return None
     if kind.items:
         if not isinstance(value, tuple):
             return "is not a list of whole numbers"
         one = replace(kind, items=False)
-        return next((f"holds {item!r}, which {problem}" for item in value if (problem := judge(one, item))), None)
+        return next(
+            (f"holds {item!r}, which {problem}" for item in value if (problem := complaint_about(one, item))), None
+        )
     if kind.type is str:
         if not isinstance(value, str) or value not in kind.choices:
             return f"is not one of {', '.join(kind.choices)}"
@@ -222,50 +204,25 @@ DEFAULT = TrainConfig()
 
 RECIPES = {
     "default": DEFAULT,
-    # The tutorial exactly: 784-128-10, ReLU, randn * 0.01 from RandomState(42), W1 before W2,
-    # zero biases, lr 0.01, 1000 full-batch epochs, float64. It reaches 79.17 % test accuracy.
+    # The original tutorial exactly: small random weights, 1000 full-batch epochs at lr 0.01, float64.
     "seed": replace(DEFAULT, init="small", lr=0.01, epochs=1000, batch_size="full", dtype="float64", seed=42),
-    # The tutorial's Keras model re-done in this engine: 784-128-10, Adam with Keras's defaults
-    # (lr 1e-3, beta1 0.9, beta2 0.999, epsilon 1e-7), batch 32, 10 epochs.
+    # The tutorial's Keras model in this engine: Adam with Keras's defaults, batch 32, 10 epochs.
     "keras": replace(DEFAULT, optimizer="adam", lr=0.001, epochs=10, batch_size=32),
-    # The quickest route found to 98 % with 784-128-10: Nesterov momentum, a half-epoch warm-up,
-    # a cosine decay to zero over four epochs and label smoothing 0.1. Chosen on 5000-image
-    # validation splits (seeds 0, 1, 2): lr 0.3 beat 0.05 to 0.5; batch 128 beat 64, 96, 192 and
-    # 256; three epochs fell short; smoothing 0.1 raised the mean validation accuracy in five of
-    # six settings tried with and without it, and with a 0.5-epoch warm-up reached 97.89 %
-    # (97.74 % for the same run unsmoothed with a 0.2-epoch warm-up).
+    # 784-128-10 to 98 % in a few epochs: Nesterov momentum, warm-up, cosine decay, label smoothing.
     "fast": replace(
         DEFAULT, optimizer="nesterov", momentum=0.9, lr=0.3, epochs=4, schedule="cosine", warmup=0.5, label_smoothing=0.1
     ),
-    # A wide two-hidden-layer MLP with dropout and shifted batches, trained with Nesterov momentum
-    # and a cosine decay. On the validation split, dropout 0.5 at lr 0.1 for 20 epochs (98.38 %)
-    # beat dropout 0.3 at lr 0.05 for 15 epochs (98.28 %), whose training loss fell far below its
-    # validation loss; 30 epochs raised it to 98.52 %. Over seeds 0, 1 and 2 that recipe without
-    # shifts averaged 98.36 %, and these scored lower or no better: label smoothing 0.1 (98.28 %),
-    # lr 0.2 (97.91 %), lr 0.05 (98.32 %, and 98.31 % with momentum 0.95), input dropout 0.2
-    # (98.23 %) and 0.1 (98.38 %), L2 1e-4 (98.37 %), a third hidden layer of 1024 (98.15 %) and
-    # 40 epochs (98.38 %); batch 64 at lr 0.05 (98.39 %) is within the seeds' spread and takes a
-    # third longer. Shifts of up to 1 pixel raised it to 98.79 % (lowest seed 98.74 %), shifts of
-    # up to 2 pixels to 98.63 %.
+    # The most accurate: a wide two-hidden-layer network with dropout and shifted batches.
     "best": replace(
         DEFAULT, hidden=(1024, 1024), optimizer="nesterov", momentum=0.9, lr=0.1, epochs=30, schedule="cosine",
         warmup=1.0, dropout=0.5, shift=1,
     ),
-    # 784-128-10 to 98 % in few steps of batches big enough to fill a GPU (issue 14): Adam at
-    # batch 4096, lr 0.03, a 4-epoch warm-up, a cosine decay over 40 epochs (600 steps on the
-    # 60,000 training images) and shifts of up to 1 pixel; it scored 98.47, 98.40 and 98.18 %
-    # test accuracy (seeds 0, 1, 2). Chosen on 5000-image validation splits (seeds 0, 1, 2: mean,
-    # and lowest seed; 14 steps an epoch): Nesterov at lr 1.0 and above diverged on some seeds.
-    # Without shifts, 40 epochs of Adam at lr 0.04 reached 97.92 % (97.54 % without label
-    # smoothing, 97.75 % with dropout 0.2, 97.87 % as AdamW; 60 epochs 97.81 %), and shifts raised
-    # it to 98.15 % (lowest 98.08 %; Nesterov at lr 0.5 also 98.15 %, lowest 97.88 %). With shifts,
-    # lr 0.03 beat 0.02 and 0.04 (98.18 % against 98.05 % and 98.15 %), and dropping the smoothing
-    # gave 98.23 % (lowest 98.20 %); 30 epochs fell short (97.87 %) and 35 reached 98.15 % (lowest
-    # 98.06 %). Batch 8192 for the same 560 steps reached 98.12 %, its lowest seed 97.88 %.
+    # 784-128-10 to 98 % in few steps of batches big enough to fill a GPU: Adam, batch 4096, shifts.
     "gpu": replace(
         DEFAULT, optimizer="adam", lr=0.03, epochs=40, batch_size=4096, schedule="cosine", warmup=4.0, shift=1
     ),
 }
+"""Named settings for ``train`` and ``--recipe``; docs/recipes.md tells how each was chosen."""
 
 
 def read_recipe(path: Path | str) -> TrainConfig:

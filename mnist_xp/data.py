@@ -248,7 +248,7 @@ class DataSource:
         train, test = load_raw(self.folder)
         if self.limit is not None:
             if self.limit > len(train.images):
-                raise LimitError(f"limit {self.limit} is outside 1..{len(train.images)} (the training set's size)")
+                raise LimitError("limit", f"{self.limit} is outside 1..{len(train.images)} (the training set's size)")
             train = RawSplit(train.images[: self.limit], train.labels[: self.limit])
         return train, test
 

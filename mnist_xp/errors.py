@@ -1,4 +1,11 @@
-"""The one error type the project raises for bad input, so callers can report it in one line."""
+"""The project's error types: one line each, typed, and naming library parameters, never command-line flags.
+
+An error about one parameter's value carries that parameter's name (``SettingError.name``,
+``BackendError.device``, ``DivergenceError.lower``), so that a command can say the same
+thing in terms of its own options.
+"""
+
+from __future__ import annotations
 
 PLOT_INSTALL_HINT = "install it with: pip install 'mnist-xp[plot]'"
 GPU_INSTALL_HINT = "install it with: pip install 'mnist-xp[gpu]'"
@@ -23,7 +30,12 @@ class ModelFileError(MnistXpError):
 
 
 class BackendError(MnistXpError):
-    """The requested device cannot be used on this machine."""
+    """The requested ``device`` cannot be used on this machine; ``problem`` says why."""
+
+    def __init__(self, device: str, problem: str):
+        super().__init__(f"device {device!r} {problem}")
+        self.device = device
+        self.problem = problem
 
 
 class ImageError(MnistXpError):
@@ -39,10 +51,23 @@ class CheckpointError(MnistXpError):
 
 
 class UsageError(MnistXpError):
-    """An option that parses but does not fit what it meets (the data, a checkpoint); reported like argparse."""
+    """An argument that has the right type but does not fit what it meets (the data, a checkpoint, another argument)."""
 
 
-class LimitError(DataError, UsageError):
+class SettingError(UsageError, ValueError):
+    """The value of the parameter or ``TrainConfig`` field ``name`` is refused; ``complaint`` says what is wrong.
+
+    ``mentions`` names the other parameters the complaint asks for (``patience`` needs ``val``).
+    """
+
+    def __init__(self, name: str, complaint: str, mentions: tuple[str, ...] = ()):
+        super().__init__(f"{name}: {complaint}")
+        self.name = name
+        self.complaint = complaint
+        self.mentions = tuple(mentions)
+
+
+class LimitError(DataError, SettingError):
     """``limit`` asks for more training images than the data set holds."""
 
 

@@ -1,13 +1,13 @@
 """Single-pass optimizer updates for NumPy arrays, compiled by Numba (the optional ``numba`` extra).
 
 ``optim.py`` writes each update rule once against the array API: for Adam that is a dozen
-passes over every parameter array, each its own NumPy call, and on a batch of 128 the passes
-over the first layer's weights took a third of the step (plain SGD's two passes gain nothing
-from fusing, and have no kernel). These kernels do the same arithmetic,
-in the same order and precision, in one pass, so their results are those of ``optim.py`` bit
-for bit (``tests/test_kernels.py`` checks it). ``backend.fused_kernels`` hands them to the
-optimizers for NumPy arrays; each returns None for arrays it does not take (another dtype or
-layout), and the update rule then runs its own lines.
+passes over every parameter array, each its own NumPy call, and on small batches the passes
+over the first layer's weights are a large part of the step (the README's Benchmarks give the
+figures; plain SGD's two passes gain nothing from fusing, and have no kernel). These kernels do
+the same arithmetic, in the same order and precision, in one pass, so their results are those
+of ``optim.py`` bit for bit (``tests/test_kernels.py`` checks it). ``backend.fused_kernels``
+hands them to the optimizers for NumPy arrays; each returns None for arrays it does not take
+(another dtype or layout), and the update rule then runs its own lines.
 
 Importing this module compiles the kernels, or loads them from Numba's cache after the first time.
 """

@@ -1,7 +1,9 @@
 """How well a network does: predictions, accuracy and loss in batches, per-class report, confusion matrix.
 
-Every evaluation in the project goes through ``predictions_and_loss``: the test report after
-training, the validation split's numbers every epoch, the curves' per-epoch accuracies.
+Every run of a trained network over many samples goes through ``logits_in_batches``: the
+probabilities that ``Model`` and ``MLPClassifier`` give, and (through ``predictions_and_loss``)
+the test report after training, the validation split's numbers every epoch and the curves'
+per-epoch accuracies.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from . import nn
-from .backend import to_host
+from .backend import to_device, to_host
 from .errors import MnistXpError
 from .npzio import write_atomically
+from .values import dtype_name
 
 EVAL_BATCH = 10_000
 """Evaluation runs the network on this many samples at a time, to bound its memory."""
@@ -22,20 +25,35 @@ TRAIN_SAMPLE = 10_000
 """Training accuracy for curves is measured on the first this-many training images: enough for a curve, and cheap."""
 
 
-def predictions_and_loss(params, X, Y=None, activation: str = "relu", batch_size: int = EVAL_BATCH):
-    """Predicted classes of ``X`` (a host array) and, with targets ``Y``, the mean loss (else None).
+def logits_in_batches(params, X, activation: str = "relu", batch_size: int = EVAL_BATCH):
+    """The network's output logits on ``X``, ``batch_size`` rows at a time: yields ``(rows, logits)``.
 
-    One forward pass per batch, without dropout or penalty.
+    ``rows`` is the slice of ``X`` that ``logits`` belong to. Each slice is moved to the
+    parameters' namespace and float type first, so ``X`` may be a host array or already on the
+    device. No dropout, no penalty.
     """
-    predicted, total = [], 0.0
+    W = params[0][0]
+    xp, dtype = nn.namespace_of(W), dtype_name(W)
     n = X.shape[0]
     for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
-        logits = nn.forward(params, X[start:stop, :], activation)[-1]
+        rows = slice(start, min(start + batch_size, n))
+        yield rows, nn.forward(params, to_device(X[rows, ...], xp, dtype), activation)[-1]
+
+
+def class_probabilities(params, X, activation: str = "relu", batch_size: int = EVAL_BATCH) -> np.ndarray:
+    """The class probabilities (n, classes) of the samples ``X``, as a host array (see ``logits_in_batches``)."""
+    batches = logits_in_batches(params, X, activation, batch_size)
+    return np.concatenate([to_host(nn.output_probabilities(logits)) for _, logits in batches])
+
+
+def predictions_and_loss(params, X, Y=None, activation: str = "relu", batch_size: int = EVAL_BATCH):
+    """Predicted classes of ``X`` (a host array) and, with targets ``Y``, the mean loss (else None)."""
+    predicted, total = [], 0.0
+    for rows, logits in logits_in_batches(params, X, activation, batch_size):
         predicted.append(to_host(nn.predicted_class(nn.output_probabilities(logits))))
         if Y is not None:
-            total += float(nn.output_loss(logits, Y[start:stop, :])) * (stop - start)
-    return np.concatenate(predicted), (total / n if Y is not None else None)
+            total += float(nn.output_loss(logits, Y[rows, ...])) * (rows.stop - rows.start)
+    return np.concatenate(predicted), (total / X.shape[0] if Y is not None else None)
 
 
 def accuracy(predicted: np.ndarray, labels: np.ndarray) -> float:

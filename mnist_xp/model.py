@@ -1,7 +1,7 @@
-"""A trained network as an object: predict, evaluate, save and load it.
+"""A trained network as an object: predict, evaluate, save, load and export it.
 
 ``Model`` holds the parameters on the host (NumPy) and runs them on its device when asked;
-the file format is ``modelfile``'s.
+the file format is ``modelfile``'s, the exports are ``webpage``'s and ``onnxgraph``'s.
 """
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import modelfile, nn
+from . import modelfile, nn, onnxgraph, webpage
 from .backend import namespace, to_device, to_host
-from .data import one_hot
-from .metrics import EVAL_BATCH, predictions_and_loss, summarize
+from .data import INPUT_SIZE, NUM_CLASSES, one_hot
+from .errors import ModelFileError
+from .metrics import class_probabilities, predictions_and_loss, summarize
+from .npzio import write_atomically
 
 
 class Model:
@@ -67,12 +69,7 @@ class Model:
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities (n, classes) for the samples ``X``, as a NumPy array."""
         _, params = self._device_params()
-        X = self._inputs(X)
-        parts = [
-            to_host(nn.predict(params, X[start : start + EVAL_BATCH, :], self.activation))
-            for start in range(0, X.shape[0], EVAL_BATCH)
-        ]
-        return np.concatenate(parts)
+        return class_probabilities(params, self._inputs(X), self.activation)
 
     def predict(self, X) -> np.ndarray:
         """The most probable class of each sample of ``X``."""
@@ -91,8 +88,36 @@ class Model:
         """Write the model to ``path`` (.npz, atomically); ``Model.load`` and the commands read it."""
         modelfile.save(path, self.params, self.activation, extra=self.extra)
 
+    def to_html(self, path: Path | str, name: str | None = None) -> None:
+        """Write the drawing page (see ``webpage``) to ``path``, atomically; ``name`` is shown on the page.
+
+        The model must read 28x28 images and tell 10 digits apart (else a ``ModelFileError``, and nothing is written).
+        """
+        data = webpage.build_page(self, name).encode("utf-8")
+        write_atomically(path, lambda stream: stream.write(data))
+
+    def to_onnx(self, path: Path | str, name: str = "mnist-xp") -> None:
+        """Write the network as an ONNX graph named ``name`` (see ``onnxgraph``) to ``path``, atomically.
+
+        Needs the ``onnx`` package (the ``onnx`` extra).
+        """
+        data = onnxgraph.build(self, name).SerializeToString()
+        write_atomically(path, lambda stream: stream.write(data))
+
     @classmethod
     def load(cls, path: Path | str, device: str = "cpu") -> Model:
         """Read a model file, checking every array; a damaged file is a one-line ``ModelFileError``."""
         params, meta = modelfile.load(path)
         return cls(params, meta["activation"], extra=meta.get("extra") or {}, device=device)
+
+    @classmethod
+    def load_digit_classifier(cls, path: Path | str, device: str = "cpu") -> Model:
+        """``load``, for a model that reads 28x28 images and tells 10 digits apart (else a ``ModelFileError``)."""
+        model = cls.load(path, device)
+        sizes = model.layer_sizes
+        if sizes[0] != INPUT_SIZE or sizes[-1] != NUM_CLASSES:
+            raise ModelFileError(
+                f"{path}: the model maps {sizes[0]} inputs to {sizes[-1]} outputs; recognizing digits needs "
+                f"{INPUT_SIZE} inputs (28x28 images) and {NUM_CLASSES} outputs"
+            )
+        return model

@@ -1,8 +1,9 @@
 """Saving and loading trained networks as ``.npz`` files that load without pickle.
 
 A model file holds the arrays ``W0, b0, W1, b1, ...`` and ``meta``: a JSON text with the
-format version, the layer sizes, the activation and the dtype. Loading checks every array
-against that description before anything is used.
+format version, the layer sizes, the activation and the dtype, and ``extra``, what training
+recorded (its history among them). Loading checks every array against that description, and
+the history's records, before anything is used.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 from .backend import DTYPES
 from .config import MAX_LAYER_SIZE
 from .errors import ModelFileError
+from .loop import history_from_records
 from .nn import ACTIVATIONS
 from .npzio import decode_description, read_npz, write_npz_atomically
 from .values import dtype_name, is_whole_number
@@ -23,8 +25,8 @@ FORMAT = "mnist-xp-model"
 FORMAT_VERSION = 1
 
 
-def describe(params, activation: str) -> dict:
-    """The metadata saved beside a network's parameters."""
+def metadata(params, activation: str) -> dict:
+    """The description saved beside a network's parameters, as a dict ready for JSON."""
     sizes = [int(params[0][0].shape[0])] + [int(W.shape[1]) for W, _ in params]
     return {
         "format": FORMAT,
@@ -42,7 +44,7 @@ def save(path: Path | str, host_params, activation: str, extra: dict | None = No
     interrupted save never leaves a half-written model behind.
     """
     path = Path(path)
-    meta = describe(host_params, activation) | {"extra": extra or {}}
+    meta = metadata(host_params, activation) | {"extra": extra or {}}
     arrays = {"meta": np.array(json.dumps(meta))}
     for i, (W, b) in enumerate(host_params):
         arrays[f"W{i}"], arrays[f"b{i}"] = W, b
@@ -84,6 +86,14 @@ def parse_meta(path: Path, arrays: dict) -> dict:
         raise ModelFileError(f"{path}: unknown activation {meta.get('activation')!r}")
     if meta.get("dtype") not in DTYPES:
         raise ModelFileError(f"{path}: unsupported dtype {meta.get('dtype')!r}")
+    extra = meta.get("extra") or {}
+    if not isinstance(extra, dict):
+        raise ModelFileError(f"{path}: the training record is not a JSON object")
+    if extra.get("history") is not None:
+        try:
+            history_from_records(extra["history"])
+        except ValueError as exc:
+            raise ModelFileError(f"{path}: the stored training history is malformed ({exc})") from None
     return meta
 
 

@@ -38,14 +38,22 @@ def namespace_of(*arrays):
 
 
 class Activation(NamedTuple):
-    """A hidden-layer nonlinearity ``g`` and its derivative written through ``a = g(z)``.
+    """A hidden-layer nonlinearity ``g``, its derivative, and the names it goes by outside this module.
 
-    Expressing ``g'(z)`` through the layer's output means backprop needs only the stored
-    activations, not the pre-activations.
+    The derivative is written through the layer's output, ``g'(z)`` as a function of ``a = g(z)``,
+    so backprop needs only the stored activations, not the pre-activations. The ONNX export
+    writes ``onnx_op`` with ``onnx_attributes``, the drawing page runs the function its script
+    keys ``js_name``, reports call it ``title``, and the scikit-learn estimator accepts it as
+    ``sklearn_name`` (its own name where scikit-learn has none).
     """
 
     forward: Callable
     derivative: Callable
+    title: str
+    onnx_op: str
+    onnx_attributes: dict
+    js_name: str
+    sklearn_name: str | None
 
 
 def relu(z):
@@ -84,11 +92,44 @@ def tanh_derivative(a):
 
 
 ACTIVATIONS = {
-    "relu": Activation(relu, relu_derivative),
-    "leaky_relu": Activation(leaky_relu, leaky_relu_derivative),
-    "sigmoid": Activation(sigmoid, sigmoid_derivative),
-    "tanh": Activation(tanh, tanh_derivative),
+    "relu": Activation(
+        relu,
+        relu_derivative,
+        title="ReLU",
+        onnx_op="Relu",
+        onnx_attributes={},
+        js_name="relu",
+        sklearn_name="relu",
+    ),
+    "leaky_relu": Activation(
+        leaky_relu,
+        leaky_relu_derivative,
+        title="leaky ReLU",
+        onnx_op="LeakyRelu",
+        onnx_attributes={"alpha": LEAKY_RELU_SLOPE},
+        js_name="leakyRelu",
+        sklearn_name=None,
+    ),
+    "sigmoid": Activation(
+        sigmoid,
+        sigmoid_derivative,
+        title="sigmoid",
+        onnx_op="Sigmoid",
+        onnx_attributes={},
+        js_name="sigmoid",
+        sklearn_name="logistic",
+    ),
+    "tanh": Activation(
+        tanh,
+        tanh_derivative,
+        title="tanh",
+        onnx_op="Tanh",
+        onnx_attributes={},
+        js_name="tanh",
+        sklearn_name="tanh",
+    ),
 }
+"""Every hidden-layer activation, by the name that configurations and model files use."""
 
 
 def _shifted_exponentials(logits):

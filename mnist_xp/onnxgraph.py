@@ -2,8 +2,8 @@
 
 The graph takes ``pixels``, float32 of shape [N, 784] (any batch size N, values in [0, 1]) and
 gives ``probabilities`` [N, classes]: each layer is a MatMul and an Add, the hidden layers end
-in the model's activation (Relu, LeakyRelu with slope 0.01, Sigmoid or Tanh), and the output in
-Softmax (Sigmoid for a single output unit), as ``nn.predict`` computes. The weights are stored
+in the model's activation (the ONNX operator that ``nn.ACTIVATIONS`` names for it), and the
+output in Softmax (Sigmoid for a single output unit), as ``nn.predict`` computes. The weights are stored
 as float32, so a float64 model is rounded to float32. Needs the ``onnx`` package (the ``onnx`` extra).
 """
 
@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import __version__
 from .errors import MnistXpError
-from .model import Model
-from .nn import LEAKY_RELU_SLOPE
+from .nn import ACTIVATIONS
 from .values import is_real_number
 
 OPSET = 17
@@ -36,14 +34,14 @@ def require():
 
 
 def _activation(onnx, name: str, source: str, target: str):
-    make = onnx.helper.make_node
-    if name == "leaky_relu":
-        return make("LeakyRelu", [source], [target], alpha=LEAKY_RELU_SLOPE)
-    return make({"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh"}[name], [source], [target])
+    activation = ACTIVATIONS[name]
+    return onnx.helper.make_node(activation.onnx_op, [source], [target], **activation.onnx_attributes)
 
 
-def build(model: Model, name: str = "mnist-xp"):
-    """The ``onnx.ModelProto`` of ``model``, checked with ``onnx.checker``."""
+def build(model, name: str = "mnist-xp"):
+    """The ``onnx.ModelProto`` of a ``Model``, checked with ``onnx.checker``."""
+    from . import __version__  # here, as the package imports this module before it has a version
+
     onnx = require()
     helper, numpy_helper = onnx.helper, onnx.numpy_helper
     nodes, weights = [], []

@@ -106,7 +106,7 @@ def training_curves(path: Path, history: list[dict]) -> Path:
     panels = [("loss", losses)] + ([("accuracy (%)", accuracies)] if accuracies else [])
     for axes, (quantity, series) in zip(figure.subplots(1, len(panels), squeeze=False).flat, panels):
         for label, values in series.items():
-            axes.plot(epochs, values, marker="o", markersize=3, label="training" if label == "train" else label)
+            axes.plot(epochs, values, marker="o", markersize=3, label="loop" if label == "train" else label)
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_xlabel("epoch")
         axes.set_ylabel(quantity)

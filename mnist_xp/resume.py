@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .checkpoint import Checkpoint, load
-from .config import FIELDS, RESUMABLE, SettingError, TrainConfig, shown
+from .config import FIELDS, RESUMABLE, SettingError, TrainConfig, value_text
 from .data import Dataset, DataSource
 from .errors import CheckpointError
-from .training import batch_slices
+from .loop import batch_slices
 from .values import is_whole_number
 
 DATA_KEY = "data"
@@ -97,7 +97,7 @@ def resumed_config(saved: Checkpoint, config: TrainConfig | None = None) -> Trai
         if name not in RESUMABLE and getattr(config, name) != getattr(stored, name):
             raise SettingError(
                 name,
-                f"cannot be changed when resuming (the checkpoint has {shown(getattr(stored, name))}); "
+                f"cannot be changed when resuming (the checkpoint has {value_text(getattr(stored, name))}); "
                 f"only {allowed} can",
             )
     if config.epochs < saved.epoch:

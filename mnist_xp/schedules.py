@@ -1,6 +1,6 @@
 """Learning-rate schedules: pure functions from the step number (0, 1, 2, ...) to a rate.
 
-``training.fit`` asks the schedule for the rate of every step, so a run resumed at step ``s``
+``loop.fit`` asks the schedule for the rate of every step, so a run resumed at step ``s``
 continues with exactly the rates it would have had.
 """
 

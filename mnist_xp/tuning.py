@@ -33,10 +33,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .callbacks import Callback
-from .config import DEFAULT, FIELDS, TrainConfig, judge, option, shown
+from .config import FIELDS, TrainConfig, complaint_about
 from .data import Dataset, DataSource
-from .errors import DivergenceError, MnistXpError, UsageError, first_line
-from .trainer import train
+from .errors import DivergenceError, MnistXpError, SettingError, UsageError, first_line
+from .holdout import split_indices
+from .pipeline import train
 from .values import dtype_name
 
 TUNE_INSTALL_HINT = "install it with: pip install 'mnist-xp[tune]'"
@@ -70,8 +71,8 @@ SPACES = {
     },
 }
 
-COMMAND_SETTINGS = {"val": "--val", "seed": "--seed"}
-"""Settings a study fixes for all its trials, from the command's options, so that trials compare on one split."""
+STUDY_SETTINGS = ("val", "seed")
+"""Settings a study fixes for all its trials (``StudySpec``'s own), so that trials compare on one split."""
 
 ONLY_WHEN = {
     "momentum": ("optimizer", ("momentum", "nesterov")),
@@ -88,8 +89,12 @@ POLL_SECONDS = 1.0
 SCHEMA_ATTEMPTS = 5
 
 
-class SpaceError(UsageError):
-    """A search space names an unknown setting, or a range or choice that ``TrainConfig`` refuses."""
+class SpaceError(SettingError):
+    """The search space (the parameter ``space``) is not readable, names an unknown setting, or holds a range or
+    choice that ``TrainConfig`` refuses."""
+
+    def __init__(self, complaint: str, mentions: tuple[str, ...] = ()):
+        super().__init__("space", complaint, mentions)
 
 
 def require_optuna():
@@ -99,12 +104,6 @@ def require_optuna():
     except ImportError:
         raise MnistXpError(f"tuning needs optuna, which is not installed; {TUNE_INSTALL_HINT}") from None
     return optuna
-
-
-def quiet_optuna() -> None:
-    """Keep Optuna's log to errors: the command prints its own line per trial."""
-    optuna = require_optuna()
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 
 # ---------------------------------------------------------------- search spaces
@@ -195,14 +194,14 @@ class Space:
 def parse_space(spec) -> Space:
     """Check a search space (as ``load_space`` reads it) against ``TrainConfig``'s fields and checks."""
     if not isinstance(spec, dict):
-        raise SpaceError("space: a search space is an object from setting names to ranges, choices or values")
+        raise SpaceError("a search space is an object from setting names to ranges, choices or values")
     dimensions = {}
     for name, entry in spec.items():
         if name not in FIELDS:
-            raise SpaceError(f"space: {name!r} is not a training setting (they are: {', '.join(FIELDS)})")
-        if name in COMMAND_SETTINGS:
+            raise SpaceError(f"{name!r} is not a training setting (they are: {', '.join(FIELDS)})")
+        if name in STUDY_SETTINGS:
             raise SpaceError(
-                f"space: {name} is the same for every trial of a study: set it with {COMMAND_SETTINGS[name]}"
+                f"{name} is the same for every trial of a study: set it as the study's {name}", mentions=(name,)
             )
         dimensions[name] = _dimension(name, entry)
     space = Space(dimensions)
@@ -212,22 +211,22 @@ def parse_space(spec) -> Space:
             possible = space.dimensions[other].values() if other in space.dimensions else (FIELDS[other].default,)
             if not set(possible) & set(wanted):
                 raise SpaceError(
-                    f"space: {name} applies only when {other} is {' or '.join(wanted)}, which the space never picks"
+                    f"{name} applies only when {other} is {' or '.join(wanted)}, which the space never picks"
                 )
     if not space.searched:
-        raise SpaceError("space: nothing to search: give at least one setting a range or choices")
+        raise SpaceError("nothing to search: give at least one setting a range or choices")
     return space
 
 
 def _dimension(name: str, entry) -> Dimension:
-    """One entry of a space file, checked with ``judge`` as ``TrainConfig`` checks the setting itself."""
+    """One entry of a space file, checked with ``complaint_about`` as ``TrainConfig`` checks the setting itself."""
     kind = FIELDS[name].metadata["kind"]
 
     def check(value, what: str):
         value = tuple(value) if kind.items and isinstance(value, list) else value
-        complaint = judge(kind, value)
+        complaint = complaint_about(kind, value)
         if complaint is not None:
-            raise SpaceError(f"space: {name}: {what} {value!r} {complaint}")
+            raise SpaceError(f"{name}: {what} {value!r} {complaint}")
         return value
 
     if not isinstance(entry, dict):
@@ -238,40 +237,38 @@ def _dimension(name: str, entry) -> Dimension:
     if keys == {"choices"}:
         choices = entry["choices"]
         if not isinstance(choices, list) or not choices:
-            raise SpaceError(f"space: {name}: choices must be a non-empty list")
+            raise SpaceError(f"{name}: choices must be a non-empty list")
         checked = tuple(check(choice, "choice") for choice in choices)
         if len({_label(choice) for choice in checked}) != len(checked):
-            raise SpaceError(f"space: {name}: a choice is listed twice")
+            raise SpaceError(f"{name}: a choice is listed twice")
         return Dimension(name, choices=checked)
     if "low" in keys and "high" in keys and keys <= {"low", "high", "log", "step"}:
         return _range(name, entry, kind, check)
     raise SpaceError(
-        f'space: {name}: expected {{"low": ..., "high": ...}} (with "log" or "step"), {{"choices": [...]}} '
+        f'{name}: expected {{"low": ..., "high": ...}} (with "log" or "step"), {{"choices": [...]}} '
         f'or {{"value": ...}}, not keys {", ".join(sorted(keys))}'
     )
 
 
 def _range(name: str, entry: dict, kind, check) -> Dimension:
     if kind.type is str or kind.items:
-        raise SpaceError(f"space: {name} takes choices, not a range")
+        raise SpaceError(f"{name} takes choices, not a range")
     low, high = check(entry["low"], "low end"), check(entry["high"], "high end")
-    if low is None or high is None or kind.word is not None and kind.word in (low, high):
-        raise SpaceError(f"space: {name}: a range's ends must be numbers")
+    if low is None or high is None or kind.text_choice is not None and kind.text_choice in (low, high):
+        raise SpaceError(f"{name}: a range's ends must be numbers")
     if not low < high:
-        raise SpaceError(
-            f'space: {name}: low {low!r} must be below high {high!r} (for one value, give {{"value": ...}})'
-        )
+        raise SpaceError(f'{name}: low {low!r} must be below high {high!r} (for one value, give {{"value": ...}})')
     log, step = entry.get("log", False), entry.get("step")
     if not isinstance(log, bool):
-        raise SpaceError(f"space: {name}: log must be true or false")
+        raise SpaceError(f"{name}: log must be true or false")
     if log and low <= 0:
-        raise SpaceError(f"space: {name}: a log range needs a low end above 0")
+        raise SpaceError(f"{name}: a log range needs a low end above 0")
     if step is not None:
         whole = kind.type is int
         if isinstance(step, bool) or not isinstance(step, int if whole else (int, float)) or not 0 < step < math.inf:
-            raise SpaceError(f"space: {name}: step must be a positive {'whole number' if whole else 'number'}")
+            raise SpaceError(f"{name}: step must be a positive {'whole number' if whole else 'number'}")
         if log:
-            raise SpaceError(f"space: {name}: a range has log or step, not both")
+            raise SpaceError(f"{name}: a range has log or step, not both")
     return Dimension(name, low=low, high=high, log=log, step=step)
 
 
@@ -304,6 +301,11 @@ def load_space(source: str) -> tuple[str, dict]:
 def base_config(val: int, seed: int) -> TrainConfig:
     """The settings every trial starts from: the defaults, with the study's validation split and seed."""
     return replace(TrainConfig(), val=val, seed=seed)
+
+
+def check_data(spec: StudySpec, data: Dataset) -> None:
+    """Refuse ``data`` when the study's validation split cannot be carved from it (a ``SettingError`` on ``val``)."""
+    split_indices(spec.seed, data.X_train.shape[0], spec.val)
 
 
 # ---------------------------------------------------------------- studies
@@ -389,7 +391,9 @@ def open_storage(url: str, heartbeat: int = 10):
                     raise
                 time.sleep(POLL_SECONDS)
     except sqlalchemy.exc.ArgumentError as exc:
-        raise UsageError(f"{shown_url(url)} is not a storage URL Optuna can use ({_first_line(exc)})") from None
+        raise SettingError(
+            "storage", f"{shown_url(url)} is not a storage URL Optuna can use ({_first_line(exc)})"
+        ) from None
     except ImportError as exc:
         raise MnistXpError(
             f"{shown_url(url)}: the database driver is missing ({_first_line(exc.__cause__ or exc)}); "
@@ -619,11 +623,13 @@ def work(spec: StudySpec, data: Dataset | None = None, on_trial: Callable | None
             objective.taken_over = False
 
 
-def _worker_process(spec: StudySpec, on_trial: Callable | None, jobs: int) -> None:
-    """A worker in a process of its own: errors as one line, exit 1; Ctrl-C quietly, exit 130."""
+def _worker_process(spec: StudySpec, on_trial: Callable | None, jobs: int, setup: Callable | None) -> None:
+    """A worker in a process of its own: ``setup()`` first, then trials; errors as one line, exit 1; Ctrl-C
+    quietly, exit 130."""
     import sys
 
-    quiet_optuna()
+    if setup is not None:
+        setup()
     try:
         with blas_share(jobs):
             work(spec, on_trial=on_trial)
@@ -648,16 +654,24 @@ def blas_share(jobs: int):
 
 
 def run_study(
-    spec: StudySpec, jobs: int = 1, data: Dataset | None = None, on_trial: Callable | None = None, study=None
+    spec: StudySpec,
+    jobs: int = 1,
+    data: Dataset | None = None,
+    on_trial: Callable | None = None,
+    study=None,
+    setup: Callable | None = None,
 ) -> list[int]:
     """Work on the study in this process and in ``jobs - 1`` others; the other workers' exit codes.
 
     The other processes are started fresh (spawned), each with its own storage connection and its
-    own copy of the data.
+    own copy of the data; each calls ``setup()`` first, if given (a module-level function, as
+    ``on_trial`` is, so that it reaches them), to set up what this process set up for itself,
+    such as Optuna's log level.
     """
     context = multiprocessing.get_context("spawn")
     others = [
-        context.Process(target=_worker_process, args=(spec, on_trial, jobs), daemon=True) for _ in range(jobs - 1)
+        context.Process(target=_worker_process, args=(spec, on_trial, jobs, setup), daemon=True)
+        for _ in range(jobs - 1)
     ]
     for process in others:
         process.start()
@@ -685,92 +699,3 @@ def best_config(study) -> tuple[object, TrainConfig]:
         raise MnistXpError(f"study {study.study_name!r} has no completed trial yet")
     best = study.best_trial
     return best, TrainConfig.from_dict(best.user_attrs["config"])
-
-
-def train_arguments(config: TrainConfig) -> list[str]:
-    """The ``train`` options that give ``config``: every setting that differs from the default."""
-    arguments = []
-    for name in FIELDS:
-        value = getattr(config, name)
-        if value != getattr(DEFAULT, name):
-            arguments += [option(name), shown(value)]
-    return arguments
-
-
-def describe_params(params: dict) -> str:
-    """A trial's sampled settings in one short line."""
-    return " ".join(
-        f"{name}={value:.3g}" if isinstance(value, float) else f"{name}={value}" for name, value in params.items()
-    )
-
-
-SLICE_SETTINGS = 4
-"""The slice plot shows the settings that mattered most, so that each panel stays readable."""
-
-
-def write_plots(study, folder: Path) -> list[Path]:
-    """Optuna's optimization history, parameter importances and slice plot of the study, as PNG files in ``folder``.
-
-    The importances need a few completed trials that differ; without them that plot is left out and
-    the slice plot shows every setting. When a few trials scored far below the rest, the value axes
-    start at the lowest tenth of the completed trials, so that the good ones can be told apart.
-    """
-    optuna = require_optuna()
-    from .plots import require
-
-    require()
-    import matplotlib
-    import matplotlib.ticker
-    import numpy as np
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from optuna.visualization import matplotlib as draw
-
-    folder.mkdir(parents=True, exist_ok=True)
-    target = "validation accuracy"
-    written = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        evaluator = getattr(optuna.importance, "PedAnovaImportanceEvaluator", lambda: None)()
-        try:
-            ranked = list(optuna.importance.get_param_importances(study, evaluator=evaluator))
-        except (ValueError, RuntimeError, ZeroDivisionError):  # too few trials
-            ranked = []
-        makers = {
-            "history": lambda: draw.plot_optimization_history(study, target_name=target),
-            "importances": lambda: draw.plot_param_importances(study, evaluator=evaluator, target_name=target),
-            "slice": lambda: draw.plot_slice(study, params=ranked[:SLICE_SETTINGS] or None, target_name=target),
-        }
-        focus = _value_range(study)
-        for name, make in makers.items():
-            if name == "importances" and not ranked:
-                continue
-            try:
-                panels = list(np.ravel(make()))
-            except (ValueError, RuntimeError, ZeroDivisionError):
-                continue  # too few trials for this plot
-            figure = panels[0].get_figure()
-            if name == "slice":
-                figure.set_size_inches(3.2 * len(panels) + 1.5, 3.6)
-                for panel in panels:
-                    panel.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # log axes: label decades only
-            if name != "importances" and focus is not None:
-                for panel in panels:
-                    panel.set_ylim(*focus)
-                panels[0].set_ylabel(f"{target} (the worst tenth below)")
-            path = folder / f"{name}.png"
-            figure.savefig(path, dpi=100, bbox_inches="tight")
-            plt.close(figure)
-            written.append(path)
-    return written
-
-
-def _value_range(study) -> tuple[float, float] | None:
-    """A value axis for the best nine tenths of the completed trials, or None when no trial lies far below them."""
-    values = sorted(trial.value for trial in study.get_trials(deepcopy=False) if trial.state.name == "COMPLETE")
-    if len(values) < 10:
-        return None
-    low, high = values[len(values) // 10], values[-1]
-    margin = max(high - low, 1e-3) * 0.15
-    return (low - margin, high + margin) if values[0] < low - margin else None

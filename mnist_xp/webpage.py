@@ -18,10 +18,8 @@ import numpy as np
 
 from .data import INPUT_SIZE, NUM_CLASSES
 from .errors import ModelFileError
-from .model import Model
+from .nn import ACTIVATIONS, LEAKY_RELU_SLOPE
 from .values import is_real_number
-
-ACTIVATION_NAMES = {"relu": "ReLU", "leaky_relu": "leaky ReLU", "sigmoid": "sigmoid", "tanh": "tanh"}
 
 
 def _asset(name: str) -> str:
@@ -33,9 +31,10 @@ def _base64(array: np.ndarray) -> str:
     return base64.b64encode(little_endian.tobytes()).decode("ascii")
 
 
-def describe(model: Model, name: str | None = None) -> str:
-    """One line naming the network: its layers, activation, float type, test accuracy and file."""
-    parts = [f"Network {'-'.join(map(str, model.layer_sizes))}, {ACTIVATION_NAMES[model.activation]}, {model.dtype}"]
+def summary_line(model, name: str | None = None) -> str:
+    """One line naming a ``Model``: its layers, activation, float type, test accuracy and file ``name``."""
+    sizes = "-".join(map(str, model.layer_sizes))
+    parts = [f"Network {sizes}, {ACTIVATIONS[model.activation].title}, {model.dtype}"]
     accuracy = model.extra.get("test_accuracy")
     if is_real_number(accuracy):
         parts.append(f"test accuracy {100 * accuracy:.2f} %")
@@ -46,11 +45,15 @@ def describe(model: Model, name: str | None = None) -> str:
     return " · ".join(parts)
 
 
-def network_json(model: Model) -> str:
-    """The network as the page's script reads it, safe to place inside a ``<script>`` element."""
+def network_json(model) -> str:
+    """A ``Model`` as the page's script reads it, safe to place inside a ``<script>`` element.
+
+    The activation goes by its ``js_name``, the key of the script's forward pass for it.
+    """
     spec = {
         "layerSizes": model.layer_sizes,
-        "activation": model.activation,
+        "activation": ACTIVATIONS[model.activation].js_name,
+        "leakyReluSlope": LEAKY_RELU_SLOPE,
         "dtype": model.dtype,
         "layers": [
             {"inputs": int(W.shape[0]), "outputs": int(W.shape[1]), "W": _base64(W), "b": _base64(b)}
@@ -60,8 +63,11 @@ def network_json(model: Model) -> str:
     return json.dumps(spec, separators=(",", ":")).replace("</", "<\\/")
 
 
-def build_page(model: Model, name: str | None = None) -> str:
-    """The page's HTML text for ``model``, which must read 28x28 images and tell 10 digits apart."""
+def build_page(model, name: str | None = None) -> str:
+    """The page's HTML text for a ``Model`` that reads 28x28 images and tells 10 digits apart.
+
+    ``name`` (the model file's, say) is shown on the page.
+    """
     sizes = model.layer_sizes
     if sizes[0] != INPUT_SIZE or sizes[-1] != NUM_CLASSES:
         raise ModelFileError(
@@ -71,7 +77,7 @@ def build_page(model: Model, name: str | None = None) -> str:
     parts = {
         "/*@@CSS@@*/": _asset("digit.css"),
         "/*@@SCRIPT@@*/": _asset("digit.js"),
-        "@@MODEL_TEXT@@": html.escape(describe(model, name)),
+        "@@MODEL_TEXT@@": html.escape(summary_line(model, name)),
         "@@NETWORK@@": network_json(model),
     }
     pattern = "|".join(map(re.escape, parts))

@@ -6,8 +6,8 @@ import functools
 from dataclasses import replace
 
 from mnist_xp import DEFAULT, backend, load_mnist, train
+from mnist_xp.loop import TrainState, fit
 from mnist_xp.optim import sgd
-from mnist_xp.training import TrainState, fit
 
 ACTIVATION = "relu"
 CONFIG = replace(DEFAULT, hidden=(64,), lr=0.3, epochs=5, batch_size=250, activation=ACTIVATION)

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from helpers import host_weights, same_weights
 
 import mnist_xp
 from mnist_xp import DEFAULT, Model, load_mnist, nn, train
@@ -27,7 +28,7 @@ def result(data):
 def test_the_public_names_are_documented_and_few():
     assert set(mnist_xp.__all__) == {
         "DEFAULT", "RECIPES", "Dataset", "MLPClassifier", "MnistXpError", "Model", "TrainConfig", "TrainResult",
-        "load_mnist", "train",
+        "load_digit", "load_mnist", "train",
     }
     for name in mnist_xp.__all__:
         if name != "MLPClassifier":
@@ -119,10 +120,19 @@ def test_the_data_must_be_in_the_configs_dtype(data):
 
 
 def test_early_stopping_keeps_the_best_epochs_weights(data):
-    result = train(replace(SMALL, epochs=6, lr=3.0, val=500, patience=1), data=data)
+    weights = []  # each epoch's, as training left them
+
+    def record(state, result):
+        weights.append(host_weights(state.params))
+
+    result = train(replace(SMALL, epochs=6, lr=1.0, val=500, patience=1), data=data, on_epoch=record)
     losses = [r.metrics["val_loss"] for r in result.history]
-    assert result.best_epoch == 1 + int(np.argmin(losses))
-    assert result.history[-1].epoch == result.best_epoch + 1 or result.history[-1].epoch == 6
+    best = 1 + int(np.argmin(losses))
+    assert result.best_epoch == best and len(weights) == len(result.history) == best + 1 < 6  # patience 1
+    assert same_weights(result.model.params, weights[best - 1])
+    assert not same_weights(result.model.params, weights[-1])
+    assert same_weights(result.state.params, weights[-1])  # the state is where training stopped
+    assert result.test == result.model.evaluate(data.X_test, data.y_test)  # the test report is the kept weights'
 
 
 def test_a_run_resumed_without_data_loads_the_checkpointed_slice(tmp_path):

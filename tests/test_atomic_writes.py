@@ -7,7 +7,6 @@ file short or written over part of it.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -15,12 +14,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
+from helpers import SAVERS, savez_writes_half_then_fails
 
-from mnist_xp import checkpoint, metrics, modelfile, npzio
+from mnist_xp import npzio
 from mnist_xp.errors import MnistXpError
-from mnist_xp.training import TrainState
 
 OLD = b"the previous file, which must survive whole\n" * 100
 
@@ -55,47 +53,12 @@ def test_write_atomically_keeps_the_old_file_when_the_write_fails_half_way(tmp_p
     assert files_in(tmp_path) == ["file.bin"]
 
 
-def some_params(version: int):
-    """A 784-16-10 network's float32 parameters; each ``version`` has other values."""
-    rng = np.random.default_rng(version)
-    return [(rng.normal(size=(784, 16)).astype(np.float32), np.full(16, version, np.float32)),
-            (rng.normal(size=(16, 10)).astype(np.float32), np.full(10, version, np.float32))]  # fmt: skip
-
-
-SAVERS = {
-    "model.npz": lambda path, version: modelfile.save(path, some_params(version), "relu"),
-    "run.npz": lambda path, version: checkpoint.save(
-        path, checkpoint.snapshot(TrainState(some_params(version), [], version, version), {"seed": version})
-    ),
-    "report.json": lambda path, version: metrics.write_json(path, {"version": version, "numbers": list(range(2000))}),
-}
-"""Each file kind the project writes, by file name: ``save(path, version)`` writes that version."""
-
-
 @pytest.fixture
 def old_file(tmp_path, request):
     """(path, bytes) of version 1 of the file named by the test's ``name``, alone in its folder."""
     path = tmp_path / request.getfixturevalue("name")
     SAVERS[path.name](path, 1)
     return path, path.read_bytes()
-
-
-def savez_writes_half_then_fails(monkeypatch):
-    """Make ``np.savez`` write the first half of its real output to its file, then fail as a full disk does."""
-    real = np.savez
-
-    def savez(file, *args, **kwargs):
-        buffer = io.BytesIO()
-        real(buffer, *args, **kwargs)
-        half = buffer.getvalue()[: len(buffer.getvalue()) // 2]
-        if hasattr(file, "write"):
-            file.write(half)
-            file.flush()
-        else:  # a path, as a writer that saves straight to its destination passes
-            Path(file).write_bytes(half)
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(np, "savez", savez)
 
 
 def json_dump_writes_half_then_fails(monkeypatch):
@@ -152,7 +115,7 @@ FILL_THE_DISK = f"""
 import json, resource, signal, sys
 from pathlib import Path
 sys.path.insert(0, {str(Path(__file__).parent)!r})
-from test_atomic_writes import SAVERS
+from helpers import SAVERS
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG
 soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
 outcome = {{}}

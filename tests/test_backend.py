@@ -12,7 +12,7 @@ import pytest
 from threadpoolctl import threadpool_info
 
 from mnist_xp import backend as backends
-from mnist_xp.errors import BackendError
+from mnist_xp.errors import BackendError, SettingError
 
 
 def test_cpu_is_numpy():
@@ -20,9 +20,17 @@ def test_cpu_is_numpy():
     assert isinstance(xp.asarray([1.0]), np.ndarray)
 
 
-def test_unknown_device_is_refused():
-    with pytest.raises(BackendError, match="unknown device 'tpu'"):
+def test_unknown_device_is_a_setting_error_naming_the_parameter():
+    with pytest.raises(SettingError, match="^device: 'tpu' is not one of cpu, gpu$") as refused:
         backends.namespace("tpu")
+    assert refused.value.name == "device" and refused.value.complaint == "'tpu' is not one of cpu, gpu"
+
+
+def test_a_device_the_machine_lacks_is_a_backend_error_naming_the_device(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", None)  # as if CuPy were not installed
+    with pytest.raises(BackendError, match="^device 'gpu' needs CuPy, which is not installed; install it with") as lacking:
+        backends.namespace("gpu")
+    assert lacking.value.device == "gpu" and lacking.value.problem.startswith("needs CuPy")
 
 
 @pytest.mark.parametrize("dtype", backends.DTYPES)
@@ -53,7 +61,7 @@ def test_serial_blas_gives_the_same_products_and_only_for_small_numpy_batches():
 FAULTS_IN_TRAINING = """
 import resource, numpy as np
 from mnist_xp import nn, optim
-from mnist_xp.training import TrainState, fit
+from mnist_xp.loop import TrainState, fit
 rng = np.random.default_rng(0)
 X = rng.random((6000, 784), dtype=np.float32)
 Y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 6000)]

@@ -13,8 +13,8 @@ from threadpoolctl import threadpool_info
 
 from mnist_xp import backend as backends
 from mnist_xp import nn
+from mnist_xp.loop import TrainState, fit
 from mnist_xp.optim import adam
-from mnist_xp.training import TrainState, fit
 
 
 def problem(asarray, rows=300, sizes=(20, 16, 10), seed=0):

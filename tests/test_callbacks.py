@@ -14,7 +14,7 @@ from mnist_xp import checkpoint, guard
 from mnist_xp.callbacks import CheckpointKeeper, DivergenceGuard, EarlyStopping, divergence
 from mnist_xp.config import TrainConfig
 from mnist_xp.errors import DivergenceError
-from mnist_xp.training import EpochResult, TrainState
+from mnist_xp.loop import EpochResult, TrainState
 
 SETTINGS = {"lr": 0.5}
 

@@ -6,16 +6,15 @@ import json
 
 import numpy as np
 import pytest
+from helpers import damaged, savez_writes_half_then_fails
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_atomic_writes import savez_writes_half_then_fails
-from test_hostile_files import damaged
 
 from mnist_xp import backend as backends
 from mnist_xp import checkpoint, data, modelfile, nn, npzio
 from mnist_xp.errors import CheckpointError
+from mnist_xp.loop import TrainState, fit
 from mnist_xp.optim import adam, momentum, sgd
-from mnist_xp.training import TrainState, fit
 
 SIZES = [784, 16, 10]
 SETTINGS = {"hidden": [16], "lr": 0.05, "seed": 3}

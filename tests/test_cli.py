@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import BAD_OPTIONS_BY_STAGE, run_train
 
 from mnist_xp import data, modelfile
 
@@ -20,13 +21,6 @@ try:
     HAS_CUPY = True
 except ImportError:
     HAS_CUPY = False
-
-
-def run_train(*args, cwd=None):
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.run(
-        [sys.executable, "-m", "mnist_xp.train", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300
-    )
 
 
 def test_trains_reports_accuracy_and_saves_a_model(tmp_path):
@@ -126,13 +120,7 @@ def write_broken_dataset(folder: Path) -> None:
 @pytest.mark.parametrize(
     "args, code, message",
     [
-        (["--epochs", "0"], 2, "argument --epochs: '0' must be positive"),
-        (["--lr", "-1"], 2, "argument --lr: '-1' must be a positive finite number"),
-        (["--batch-size", "many"], 2, "argument --batch-size: 'many' is not a whole number"),
-        (["--hidden", "128,x"], 2, "argument --hidden: 'x' is not a whole number"),
-        (["--activation", "swish"], 2, "argument --activation: invalid choice: 'swish'"),
-        (["--device", "tpu"], 2, "argument --device: invalid choice: 'tpu'"),
-        (["--limit", "70000"], 2, "error: --limit 70000 is outside 1..60000"),
+        *((argv, 2, message) for argv, message in BAD_OPTIONS_BY_STAGE),
         (["--data-dir", "/nonexistent/folder"], 1, "error: /nonexistent/folder: data folder not found"),
     ],
 )

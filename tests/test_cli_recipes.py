@@ -1,41 +1,51 @@
-"""The recipe, optimizer, regularisation and report options end to end, and the Keras peer runner."""
+"""The recipe, optimizer, regularisation and report options end to end."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import subprocess
-import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
-from test_cli import run_train
-from test_cli_resilience import run_main
+from helpers import host_weights, run_main, run_train, same_weights
 
-from mnist_xp import checkpoint
-
-HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
+from mnist_xp import RECIPES, Model, TrainConfig, checkpoint, train
 
 
-def run_module(module, *args, code=None):
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    command = [sys.executable, "-c", code] if code else [sys.executable, "-m", module, *args]
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+def run_keeping_everything(capsys, tmp_path, *args):
+    """The training command in this process, writing a checkpoint, the model and a report into ``tmp_path``.
+
+    Returns its output, the checkpoint (the state where training stopped), the model and the report.
+    """
+    paths = {name: tmp_path / name for name in ("run.npz", "model.npz", "report.json")}
+    written = ["--checkpoint", paths["run.npz"], "--save", paths["model.npz"], "--report", paths["report.json"]]
+    code, out, err = run_main([*args, *written], capsys)
+    assert code == 0, err
+    report = json.loads(paths["report.json"].read_text())
+    return out, checkpoint.load(paths["run.npz"]), Model.load(paths["model.npz"]), report
 
 
-def test_keras_recipe_runs_adam_at_batch_32():
-    result = run_train("--recipe", "keras", "--epochs", "1", "--limit", "1000")
-    assert result.returncode == 0, result.stderr
-    assert "1000 training images, 1 epochs, batch 32, lr 0.001, float32 on cpu" in result.stdout
-    assert "optimizer adam, constant schedule" in result.stdout
+def test_keras_recipe_runs_adam_at_batch_32(capsys, tmp_path):
+    args = ["--recipe", "keras", "--epochs", "1", "--limit", "1000"]
+    _, saved, model, report = run_keeping_everything(capsys, tmp_path, *args)
+    assert saved.step == 32  # 1,000 images in batches of 32
+    steps, first_moments, second_moments = saved.opt_state  # Adam's state: its step count and two moment estimates
+    assert steps == 32 and len(first_moments) == len(second_moments) == 2
+    keras = replace(RECIPES["keras"], epochs=1)
+    assert report["settings"] == keras.to_dict() | {"limit": 1000}
+    assert same_weights(model.params, train(keras, limit=1000).model.params)
 
 
-def test_fast_recipe_runs_nesterov_with_cosine_decay_and_label_smoothing():
-    result = run_train("--recipe", "fast", "--epochs", "1", "--limit", "1000")
-    assert result.returncode == 0, result.stderr
-    assert "1000 training images, 1 epochs, batch 128, lr 0.3, float32 on cpu" in result.stdout
-    assert "optimizer nesterov (momentum 0.9), cosine schedule, warm-up 0.5 epochs, label smoothing 0.1" in result.stdout
+def test_fast_recipe_runs_nesterov_with_cosine_decay_and_label_smoothing(capsys, tmp_path):
+    args = ["--recipe", "fast", "--epochs", "1", "--limit", "1000"]
+    _, saved, model, report = run_keeping_everything(capsys, tmp_path, *args)
+    assert saved.step == 8  # 1,000 images in batches of 128
+    assert [velocity[0].shape for velocity in saved.opt_state] == [(784, 128), (128, 10)]  # momentum's state
+    fast = replace(RECIPES["fast"], epochs=1)
+    assert report["settings"] == fast.to_dict() | {"limit": 1000}
+    assert same_weights(model.params, train(fast, limit=1000).model.params)
+    for without in ({"label_smoothing": 0.0}, {"schedule": "constant", "warmup": 0.0}):
+        assert not same_weights(model.params, train(replace(fast, **without), limit=1000).model.params)
 
 
 def test_report_holds_history_validation_metrics_and_confusion_matrix(tmp_path):
@@ -61,53 +71,19 @@ def test_report_holds_history_validation_metrics_and_confusion_matrix(tmp_path):
     assert report["settings"]["shift"] == 1
 
 
-def test_patience_stops_early_and_restores_the_best_epoch():
-    result = run_train("--limit", "1000", "--epochs", "30", "--val", "300", "--patience", "1", "--lr", "20", "--log-every", "1")
-    assert result.returncode == 0, result.stderr
-    epochs = [line for line in result.stdout.splitlines() if line.startswith("epoch")]
-    assert len(epochs) < 30
-    assert "early stopping: kept the weights of epoch" in result.stdout
-
-
-@pytest.mark.parametrize(
-    "args, code, message",
-    [
-        (["--dropout", "1"], 2, "argument --dropout: '1' must be at least 0 and below 1"),
-        (["--input-dropout", "-0.2"], 2, "argument --input-dropout: '-0.2' must be a finite number >= 0"),
-        (["--label-smoothing", "-0.1"], 2, "argument --label-smoothing: '-0.1' must be a finite number >= 0"),
-        (["--shift", "5"], 2, "argument --shift: '5' is outside 0..4"),
-        (["--shift", "1.5"], 2, "argument --shift: '1.5' is not a whole number"),
-        (["--l2", "-0.1"], 2, "argument --l2: '-0.1' must be a finite number >= 0"),
-        (["--optimizer", "rmsprop"], 2, "argument --optimizer: invalid choice: 'rmsprop'"),
-        (["--schedule", "linear"], 2, "argument --schedule: invalid choice: 'linear'"),
-        (["--patience", "3"], 2, "argument --patience: needs a validation split: set val (--val N)"),
-        (["--optimizer", "adam", "--weight-decay", "0.1"], 2, "argument --weight-decay: applies to adamw only"),
-        (["--val", "60000"], 2, "error: --val 60000 must leave some training images: choose 1..59999"),
-    ],
-)
-def test_bad_optimization_options_give_a_one_line_error(args, code, message):
-    result = run_train(*args)
-    assert result.returncode == code
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
-
-
-def test_keras_peer_without_tensorflow_is_a_one_line_error():
-    code = "import sys; sys.modules['tensorflow'] = None; from mnist_xp.cli.peers import main; sys.exit(main(['keras']))"
-    result = run_module(None, code=code)
-    assert result.returncode == 1
-    assert result.stderr.strip() == (
-        "error: the keras peer needs TensorFlow, which is not installed; install it with: pip install 'mnist-xp[keras]'"
-    )
-
-
-@pytest.mark.skipif(not HAS_TENSORFLOW, reason="TensorFlow is not installed (pip install 'mnist-xp[keras]')")
-def test_keras_peer_trains_the_tutorial_model():
-    result = run_module("mnist_xp.peers", "keras", "--epochs", "1", "--limit", "2000")
-    assert result.returncode == 0, result.stderr
-    line = result.stdout.strip().splitlines()[-1]
-    assert line.startswith("keras: test accuracy") and "1 epochs, batch 32" in line
-    assert 80 < float(line.split()[3]) < 100
+def test_patience_stops_early_and_saves_the_best_epochs_weights(capsys, tmp_path):
+    args = ["--limit", "1000", "--epochs", "30", "--val", "300", "--patience", "1", "--lr", "20", "--log-every", "1"]
+    out, saved, model, report = run_keeping_everything(capsys, tmp_path, *args)
+    losses = [entry["metrics"]["val_loss"] for entry in report["history"]]
+    best = 1 + int(np.argmin(losses))
+    assert report["best_epoch"] == best and report["epochs_run"] == len(losses) == best + 1 < 30  # patience 1
+    assert f"early stopping: kept the weights of epoch {best} " in out
+    weights = []  # each epoch's, from the same run through the library
+    config = TrainConfig.from_dict({name: value for name, value in report["settings"].items() if name != "limit"})
+    train(config, limit=1000, on_epoch=lambda state, result: weights.append(host_weights(state.params)))
+    assert same_weights(saved.params, weights[-1])  # the same run: the checkpoint holds where it stopped
+    assert same_weights(model.params, weights[best - 1])
+    assert not same_weights(model.params, weights[-1])
 
 
 def test_resumed_run_with_dropout_schedule_and_validation_is_bit_identical(capsys, tmp_path):

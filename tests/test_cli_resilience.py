@@ -12,23 +12,13 @@ import time
 
 import numpy as np
 import pytest
+from helpers import BAD_OPTIONS, run_main
 
 from mnist_xp import checkpoint, modelfile, npzio
-from mnist_xp.cli import train
 from mnist_xp.config import RECIPES
-from mnist_xp.training import EpochResult, TrainState
+from mnist_xp.loop import EpochResult, TrainState
 
 PROG = "python -m mnist_xp.train"
-
-
-def run_main(argv, capsys):
-    """Run the command in this process; return (exit code, stdout, stderr)."""
-    try:
-        code = train.main([str(arg) for arg in argv])
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")
@@ -49,53 +39,6 @@ def a_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("file") / "plain.txt"
     path.write_text("not a folder")
     return path
-
-
-BAD_OPTIONS = [
-    (["--epochs", "0"], "argument --epochs: '0' must be positive"),
-    (["--epochs", "-3"], "argument --epochs: '-3' must be positive"),
-    (["--epochs", "2.5"], "argument --epochs: '2.5' is not a whole number"),
-    (["--lr", "0"], "argument --lr: '0' must be a positive finite number"),
-    (["--lr", "-0.1"], "argument --lr: '-0.1' must be a positive finite number"),
-    (["--lr", "nan"], "argument --lr: 'nan' must be a positive finite number"),
-    (["--lr", "inf"], "argument --lr: 'inf' must be a positive finite number"),
-    (["--lr", "fast"], "argument --lr: 'fast' is not a number"),
-    (["--batch-size", "0"], "argument --batch-size: '0' must be positive"),
-    (["--batch-size", "half"], "argument --batch-size: 'half' is not a whole number"),
-    (["--hidden", "128,0"], "argument --hidden: '0' must be positive"),
-    (["--hidden", "128,,64"], "argument --hidden: '' is not a whole number"),
-    (["--hidden", "1.5"], "argument --hidden: '1.5' is not a whole number"),
-    (["--hidden", "-8"], "argument --hidden: '-8' must be positive"),
-    (["--hidden", "2000000"], "argument --hidden: '2000000' is more than a layer may have (1000000 units)"),
-    (["--activation", "swish"], "argument --activation: invalid choice: 'swish'"),
-    (["--device", "tpu"], "argument --device: invalid choice: 'tpu'"),
-    (["--dtype", "float16"], "argument --dtype: invalid choice: 'float16'"),
-    (["--init", "zeros"], "argument --init: invalid choice: 'zeros'"),
-    (["--recipe", "no-such-recipe"], "argument --recipe: invalid choice: 'no-such-recipe'"),
-    (["--seed", "-1"], "argument --seed: '-1' is outside 0..4294967295"),
-    (["--seed", "4294967296"], "argument --seed: '4294967296' is outside 0..4294967295"),
-    (["--limit", "0"], "argument --limit: '0' must be positive"),
-    (["--limit", "70000"], "--limit 70000 is outside 1..60000 (the training set's size)"),
-    (["--log-every", "0"], "argument --log-every: '0' must be positive"),
-    (["--checkpoint-every", "0", "--checkpoint", "x.npz"], "argument --checkpoint-every: '0' must be positive"),
-    (["--checkpoint-every", "2"], "argument --checkpoint-every: needs --checkpoint PATH (or --resume PATH)"),
-    (["--save", "{tmp}"], "argument --save: '{tmp}' is a folder, not a file name"),
-    (["--checkpoint", "{tmp}"], "argument --checkpoint: '{tmp}' is a folder, not a file name"),
-    (["--save", "{file}/model.npz"], "argument --save: '{file}/model.npz' cannot be written: {file} is not a writable folder"),
-    (["--bogus"], "unrecognized arguments: --bogus"),
-    (["--checkpoint", "{tmp}/run.npz", "--save", "{tmp}/run.npz"],
-     "argument --save: {tmp}/run.npz is also the checkpoint; give the model another file name"),
-    (["--resume", "{ckpt}", "--save", "{ckpt}"], "argument --save: {ckpt} is also the checkpoint"),
-    (["--checkpoint", "{ckpt}"],
-     "argument --checkpoint: {ckpt} already exists; continue that run with --resume {ckpt}, or delete the file"),
-    (["--resume", "{ckpt}", "--hidden", "64"],
-     "argument --hidden: cannot be changed when resuming (the checkpoint has 8); only lr and epochs can"),
-    (["--resume", "{ckpt}", "--limit", "200"], "argument --limit: cannot be changed when resuming (the checkpoint has 100)"),
-    (["--resume", "{ckpt}", "--seed", "5"], "argument --seed: cannot be changed when resuming (the checkpoint has 0)"),
-    (["--resume", "{ckpt}", "--batch-size", "full"], "argument --batch-size: cannot be changed when resuming"),
-    (["--resume", "{ckpt}", "--recipe", "seed"], "argument --recipe: not allowed with --resume"),
-    (["--resume", "{ckpt}", "--epochs", "1"], "argument --epochs: the checkpoint has done 2 epochs already"),
-]
 
 
 @pytest.mark.parametrize("argv, message", BAD_OPTIONS, ids=[" ".join(argv) for argv, _ in BAD_OPTIONS])

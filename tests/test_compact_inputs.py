@@ -7,8 +7,8 @@ import pytest
 
 from mnist_xp import backend as backends
 from mnist_xp import data, nn
+from mnist_xp.loop import COLUMN_ALIGNMENT, CompactInputs, TrainState, batch_dropout, compact_inputs, train_step
 from mnist_xp.optim import adam, sgd
-from mnist_xp.training import COLUMN_ALIGNMENT, CompactInputs, TrainState, batch_dropout, compact_inputs, train_step
 
 
 def test_compact_inputs_drop_the_columns_zero_in_every_sample_keeping_an_aligned_width(backend):

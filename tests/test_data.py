@@ -180,7 +180,7 @@ def test_load_puts_preprocessed_arrays_on_the_backend(backend):
 
 
 def test_load_refuses_a_limit_beyond_the_data():
-    with pytest.raises(DataError, match="--limit 60001 is outside 1..60000"):
+    with pytest.raises(DataError, match="limit: 60001 is outside 1..60000"):
         data.load(namespace("cpu"), limit=60001)
 
 

@@ -9,6 +9,7 @@ import pytest
 
 pytest.importorskip("sklearn")
 
+from helpers import BAD_SETTINGS, same_weights
 from sklearn.base import clone
 from sklearn.datasets import load_digits, load_iris, make_classification
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
@@ -174,33 +175,52 @@ def test_grid_search_and_clone(iris):
         copy.predict(X)
 
 
+PARAMETER_OF = {
+    "hidden": "hidden_layer_sizes",
+    "lr": "learning_rate_init",
+    "epochs": "max_iter",
+    "batch_size": "batch_size",
+    "seed": "random_state",
+    "l2": "alpha",
+    "momentum": "momentum",
+    "dtype": "dtype",
+    "dropout": "dropout",
+    "label_smoothing": "label_smoothing",
+}
+"""The estimator's parameter for each engine setting it passes on as it is (its activations have their own names)."""
+
+
+@pytest.mark.parametrize(
+    "parameter, value, complaint",
+    [(PARAMETER_OF[name], value, complaint) for name, value, complaint in BAD_SETTINGS if name in PARAMETER_OF],
+    ids=[f"{PARAMETER_OF[name]}={value!r}" for name, value, _ in BAD_SETTINGS if name in PARAMETER_OF],
+)
+def test_a_bad_engine_setting_is_refused_at_fit_naming_its_parameter(iris, parameter, value, complaint):
+    X, y = iris
+    estimator = small(**{parameter: value})  # accepted until fit, as scikit-learn requires
+    with pytest.raises(ValueError) as raised:
+        estimator.fit(X, y)
+    assert str(raised.value) == f"MLPClassifier: {parameter}={value!r} {complaint}"
+    assert not estimator.__sklearn_is_fitted__()
+
+
 @pytest.mark.parametrize(
     "parameter, value",
     [
-        ("dropout", 1.0),
-        ("alpha", -1.0),
         ("activation", "identity"),
         ("solver", "lbfgs"),
-        ("batch_size", 0),
-        ("hidden_layer_sizes", (16, 0)),
-        ("learning_rate_init", 0.0),
-        ("max_iter", 2.5),
-        ("random_state", -1),
         ("random_state", "seven"),
-        ("momentum", 1.0),
-        ("dtype", "float16"),
         ("device", "tpu"),
         ("tol", -1.0),
         ("n_iter_no_change", 0),
         ("validation_fraction", 1.0),
-        ("label_smoothing", 1.5),
         ("warm_start", "yes"),
     ],
 )
 def test_bad_parameter_is_refused_at_fit_naming_it(iris, parameter, value):
     X, y = iris
     estimator = small(**{parameter: value})  # accepted until fit, as scikit-learn requires
-    with pytest.raises(ValueError, match=f"{parameter}="):
+    with pytest.raises(ValueError, match=f"^MLPClassifier: {parameter}={value!r} "):
         estimator.fit(X, y)
     assert not estimator.__sklearn_is_fitted__()
 
@@ -227,13 +247,22 @@ def test_stopping_rule_on_the_training_loss(iris):
         small(max_iter=5).fit(X, y)
 
 
-def test_early_stopping_keeps_the_best_validation_epoch(digits):
+def test_early_stopping_keeps_the_best_validation_epochs_weights(digits):
     X, y = digits
-    estimator = small(early_stopping=True, validation_fraction=0.2, n_iter_no_change=2, max_iter=200)
-    estimator.fit(X, y)
-    assert estimator.n_iter_ < 200 and len(estimator.validation_scores_) == estimator.n_iter_
-    assert estimator.best_validation_score_ == max(estimator.validation_scores_) > 0.9
+    stopping = {"early_stopping": True, "validation_fraction": 0.2, "n_iter_no_change": 2}
+    estimator = small(max_iter=200, **stopping).fit(X, y)
+    scores = estimator.validation_scores_
+    best = 1 + int(np.argmax(scores))  # the first epoch with the best score
+    assert best < estimator.n_iter_ < 200 and len(scores) == estimator.n_iter_
+    assert estimator.best_validation_score_ == scores[best - 1] > 0.9
     assert estimator.best_loss_ is None
+    # The same fit cut at the best epoch ends on that epoch's weights, the best of its own epochs.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        cut = small(max_iter=best, **stopping).fit(X, y)
+    assert cut.validation_scores_ == scores[:best] and cut.n_iter_ == best
+    kept = list(zip(estimator.coefs_, estimator.intercepts_))
+    assert same_weights(kept, list(zip(cut.coefs_, cut.intercepts_)))
 
 
 @undertrained_ok

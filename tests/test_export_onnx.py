@@ -1,4 +1,5 @@
-"""``python -m mnist_xp.export``: the ONNX graph against mnist-xp's own answers, and the command's bad input."""
+"""``Model.to_onnx`` and ``python -m mnist_xp.export``: the ONNX graph against mnist-xp's own answers, and the
+command's bad input."""
 
 from __future__ import annotations
 
@@ -11,13 +12,12 @@ import pytest
 from small_model import small_run
 
 import mnist_xp
-from mnist_xp import Model, load_mnist, npzio
+from mnist_xp import Model, load_mnist, nn, npzio
+from mnist_xp import model as model_module
 from mnist_xp.cli import export
 
 onnx = pytest.importorskip("onnx", reason="the onnx extra is not installed")
 ort = pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
-
-ACTIVATION_OPS = {"relu": "Relu", "leaky_relu": "LeakyRelu", "sigmoid": "Sigmoid", "tanh": "Tanh"}
 
 
 def random_model(sizes, activation="relu", dtype="float32", seed=0) -> Model:
@@ -80,27 +80,32 @@ def test_onnxruntime_gives_mnist_xps_answers_on_all_test_images(trained, test_im
     assert np.abs(one_by_one - expected[:20]).max() <= 1e-5
 
 
-@pytest.mark.parametrize("activation", sorted(ACTIVATION_OPS))
-def test_every_activation_and_a_deeper_network(activation, tmp_path, test_images):
-    model = random_model([784, 48, 24, 10], activation, seed=3)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("activation", sorted(nn.ACTIVATIONS))
+def test_every_activation_and_a_deeper_network(activation, dtype, tmp_path, test_images):
+    """Every activation of ``nn.ACTIVATIONS`` becomes its ONNX operator, and onnxruntime gives mnist-xp's answers
+    (a float64 model is stored in float32)."""
+    model = random_model([784, 48, 24, 10], activation, dtype, seed=3)
     model.save(tmp_path / "m.npz")
     assert export.main([str(tmp_path / "m.npz"), "--onnx", str(tmp_path / "m.onnx")]) == 0
-    hidden_op = ACTIVATION_OPS[activation]
-    assert op_types(tmp_path / "m.onnx") == ["MatMul", "Add", hidden_op] * 2 + ["MatMul", "Add", "Softmax"]
-    if activation == "leaky_relu":
-        node = next(n for n in onnx.load(str(tmp_path / "m.onnx")).graph.node if n.op_type == "LeakyRelu")
-        assert onnx.helper.get_attribute_value(node.attribute[0]) == pytest.approx(0.01)
+    entry = nn.ACTIVATIONS[activation]
+    assert op_types(tmp_path / "m.onnx") == ["MatMul", "Add", entry.onnx_op] * 2 + ["MatMul", "Add", "Softmax"]
+    for node in onnx.load(str(tmp_path / "m.onnx")).graph.node:
+        if node.op_type == entry.onnx_op:
+            attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+            assert attributes == pytest.approx(entry.onnx_attributes)
     X = test_images[0][:2000]
     got, expected = run_onnx(tmp_path / "m.onnx", X), model.predict_proba(X)
     assert np.abs(got - expected).max() <= 1e-5
     assert np.array_equal(got.argmax(axis=1), expected.argmax(axis=1))
 
 
-def test_a_float64_model_becomes_a_float32_graph(tmp_path, test_images):
-    model = random_model([784, 32, 10], "tanh", dtype="float64", seed=4)
-    model.save(tmp_path / "m.npz")
-    assert export.main([str(tmp_path / "m.npz"), "--onnx", str(tmp_path / "m.onnx")]) == 0
-    X = test_images[0][:2000]
+def test_model_to_onnx_writes_the_graph(tmp_path, test_images):
+    model = random_model([784, 16, 10], "leaky_relu", seed=6)
+    model.to_onnx(tmp_path / "m.onnx", name="sixteen")
+    assert files_in(tmp_path) == {"m.onnx"}
+    assert onnx.load(str(tmp_path / "m.onnx")).graph.name == "sixteen"
+    X = test_images[0][:500]
     assert np.abs(run_onnx(tmp_path / "m.onnx", X) - model.predict_proba(X)).max() <= 1e-5
 
 
@@ -174,17 +179,24 @@ def test_one_refused_output_means_no_output_at_all(model_file, tmp_path, capsys)
     assert files_in(tmp_path) == {"model.npz", "taken.onnx"}
 
 
-def test_a_failed_write_leaves_no_half_written_file(model_file, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("option", ["--html", "--onnx"])
+def test_a_failed_write_leaves_no_half_written_file(option, model_file, tmp_path, capsys, monkeypatch):
+    """The model writes its exports atomically: a write that fails halfway leaves no file, and an old file whole."""
+
     def write_half_then_fail(path, write, error=mnist_xp.MnistXpError):
         def half(stream):
-            stream.write(b"<!DOCTYPE html>")
+            write(stream)
+            stream.truncate(100)
             raise OSError(28, "No space left on device")
 
         npzio.write_atomically(path, half, error)
 
-    monkeypatch.setattr(export, "write_atomically", write_half_then_fail)
-    fails_in_one_line([model_file, "--html", tmp_path / "page.html"], capsys, "No space left")
+    monkeypatch.setattr(model_module, "write_atomically", write_half_then_fail)
+    fails_in_one_line([model_file, option, tmp_path / "out"], capsys, "No space left")
     assert files_in(tmp_path) == {"model.npz"}
+    (tmp_path / "out").write_text("keep me")
+    fails_in_one_line([model_file, option, tmp_path / "out", "--force"], capsys, "No space left")
+    assert files_in(tmp_path) == {"model.npz", "out"} and (tmp_path / "out").read_text() == "keep me"
 
 
 def test_the_page_needs_a_digit_classifier(tmp_path, capsys):
@@ -202,3 +214,18 @@ def test_usage(model_file, capsys):
         [sys.executable, "-m", "mnist_xp.export", "--help"], capture_output=True, text=True, check=True
     ).stdout
     assert "--html" in shown and "--onnx" in shown and "--force" in shown
+
+
+def test_a_fitted_estimator_hands_back_its_network_as_a_model(tmp_path, test_images):
+    """scikit-learn's face and the model's meet: ``model_`` is the fitted network, saved and exported as any model."""
+    pytest.importorskip("sklearn", reason="the sklearn extra is not installed")
+    data = load_mnist(limit=1000)
+    X, y = np.asarray(data.X_train), data.y_train
+    estimator = mnist_xp.MLPClassifier((32,), activation="tanh", max_iter=3, random_state=0).fit(X, y)
+    assert isinstance(estimator.model_, Model) and estimator.model_.layer_sizes == [784, 32, 10]
+    estimator.model_.to_onnx(tmp_path / "fitted.onnx")
+    X_test = np.asarray(test_images[0][:200])
+    expected = estimator.predict_proba(X_test)
+    np.testing.assert_allclose(run_onnx(tmp_path / "fitted.onnx", X_test), expected, atol=1e-6)
+    estimator.model_.save(tmp_path / "fitted.npz")
+    np.testing.assert_array_equal(Model.load(tmp_path / "fitted.npz").predict_proba(X_test), expected)

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import base64
 import itertools
+import json
 import math
+import re
 import shutil
 import sys
 import tempfile
@@ -27,8 +29,9 @@ import pytest
 from small_model import small_run
 
 import mnist_xp
-from mnist_xp import Model, load_mnist, webpage
+from mnist_xp import Model, load_mnist, nn, webpage
 from mnist_xp.cli import export
+from mnist_xp.errors import ModelFileError
 from mnist_xp.images import read_grayscale, to_mnist
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -221,24 +224,57 @@ def test_classify_gives_predict_probas_probabilities(trained, page):
     assert np.array_equal(got.argmax(axis=1), expected.argmax(axis=1))
 
 
-@pytest.mark.parametrize(
-    ("activation", "dtype"), [("leaky_relu", "float32"), ("sigmoid", "float32"), ("tanh", "float64")]
-)
-def test_classify_with_every_activation(activation, dtype, browser, tmp_path):
+def random_model(activation: str, dtype: str, sizes=(784, 40, 20, 10)) -> Model:
     rng = np.random.default_rng(1)
-    sizes = [784, 40, 20, 10]
     params = [
         (rng.normal(0, (2 / a) ** 0.5, (a, b)).astype(dtype), rng.normal(0, 0.1, b).astype(dtype))
         for a, b in itertools.pairwise(sizes)
     ]
-    model = Model(params, activation)
-    (tmp_path / "page.html").write_text(webpage.build_page(model), encoding="utf-8")
+    return Model(params, activation)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("activation", sorted(nn.ACTIVATIONS))
+def test_classify_with_every_activation(activation, dtype, browser, tmp_path):
+    model = random_model(activation, dtype)
+    model.to_html(tmp_path / "page.html")
     page = open_page(browser, tmp_path / "page.html")
     X = load_mnist(limit=1).X_test[:50]
     got = classify_in_page(page, X)
     assert np.abs(got - model.predict_proba(X)).max() <= (1e-5 if dtype == "float32" else 1e-12)
+    assert page.evaluate("window.mnistXp.model.activation") == nn.ACTIVATIONS[activation].js_name
     assert page.errors == []
     page.close()
+
+
+def test_the_script_runs_exactly_the_registrys_activations():
+    """``digit.js`` has one forward function for each entry of ``nn.ACTIVATIONS``, under its ``js_name``."""
+    script = (Path(webpage.__file__).parent / "web" / "digit.js").read_text(encoding="utf-8")
+    table = re.search(r"const ACTIVATIONS = \{\n(.*?)\n  \};", script, re.DOTALL).group(1)
+    keys = re.findall(r"^    (\w+):", table, re.MULTILINE)
+    assert sorted(keys) == sorted(entry.js_name for entry in nn.ACTIVATIONS.values())
+
+
+@pytest.mark.parametrize("activation", sorted(nn.ACTIVATIONS))
+def test_the_page_names_the_activation_as_the_registry_does(activation):
+    model = random_model(activation, "float32", sizes=(784, 4, 10))
+    entry = nn.ACTIVATIONS[activation]
+    assert webpage.summary_line(model, "m.npz") == (
+        f"Network 784-4-10, {entry.title}, float32 · test accuracy not recorded · from m.npz"
+    )
+    assert json.loads(webpage.network_json(model))["activation"] == entry.js_name
+
+
+def test_model_to_html_writes_the_page_or_nothing(tmp_path):
+    model = random_model("tanh", "float64", sizes=(784, 4, 10))
+    model.extra["test_accuracy"] = 0.9123
+    model.to_html(tmp_path / "page.html", "tanh.npz")
+    text = (tmp_path / "page.html").read_text(encoding="utf-8")
+    assert "Network 784-4-10, tanh, float64 · test accuracy 91.23 % · from tanh.npz" in text
+    assert webpage.network_json(model) in text
+    with pytest.raises(ModelFileError, match="10 outputs"):
+        random_model("relu", "float32", sizes=(784, 4, 3)).to_html(tmp_path / "three.html")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["page.html"]
 
 
 def test_the_pages_preparation_is_images_to_mnist(page):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import damaged
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -189,14 +190,6 @@ def small_model(tmp_path_factory) -> bytes:
     path = tmp_path_factory.mktemp("model") / "model.npz"
     modelfile.save(path, params, "tanh", extra={"test_accuracy": 0.5})
     return path.read_bytes()
-
-
-def damaged(raw: bytes, damage, cut) -> bytes:
-    """``raw`` with the byte at each (position, value) of ``damage`` overwritten (positions wrap), cut at ``cut``."""
-    changed = bytearray(raw)
-    for position, value in damage:
-        changed[position % len(changed)] = value
-    return bytes(changed[:cut])
 
 
 @FUZZ

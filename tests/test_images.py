@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from small_model import small_model
 
 Image = pytest.importorskip("PIL.Image", reason="needs Pillow: pip install 'mnist-xp[plot]'")
 
+import mnist_xp
 from mnist_xp import images, nn
 from mnist_xp.errors import ImageError
 
+DOCS = Path(__file__).resolve().parent.parent / "docs"
 DIGITS = 300
 TOLERANCE = 0.03
 
@@ -78,6 +82,13 @@ def test_transparent_and_16_bit_images_read_as_on_white_paper(tmp_path):
     expected = images.load_digit(tmp_path / "gray.png")
     np.testing.assert_allclose(images.load_digit(tmp_path / "ink.png"), expected, atol=1e-6)
     np.testing.assert_allclose(images.load_digit(tmp_path / "deep.png"), expected, atol=1e-6)
+
+
+def test_load_digit_is_public_and_prepares_a_file_as_to_mnist_does():
+    assert "load_digit" in mnist_xp.__all__
+    for name in ("seven.png", "three.jpg"):
+        path = DOCS / name
+        np.testing.assert_array_equal(mnist_xp.load_digit(path), images.to_mnist(images.read_grayscale(path)))
 
 
 def test_a_photo_is_turned_upright_as_its_exif_orientation_says(tmp_path):

@@ -12,8 +12,8 @@ import pytest
 from mnist_xp import backend as backends
 from mnist_xp import optim
 from mnist_xp.config import DEFAULT, TrainConfig
-from mnist_xp.trainer import make_optimizer
-from mnist_xp.training import TrainState, fit
+from mnist_xp.loop import TrainState, fit
+from mnist_xp.pipeline import make_optimizer
 
 
 @pytest.fixture
@@ -137,7 +137,7 @@ def test_plain_sgd_runs_never_load_numba():
         "import sys\n"
         "from mnist_xp import backend\n"
         "from mnist_xp.config import DEFAULT\n"
-        "from mnist_xp.trainer import make_optimizer\n"
+        "from mnist_xp.pipeline import make_optimizer\n"
         "make_optimizer(DEFAULT, backend.namespace('cpu'))\n"
         "print('numba' in sys.modules)\n"
     )

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import mnist_xp
 
 PACKAGE = Path(mnist_xp.__file__).parent
 ORDER = [
-    "errors", "values", "npzio", "kernels", "backend", "nn", "optim", "schedules", "config", "data", "images", "augment", "training",
-    "metrics", "validation", "modelfile", "checkpoint", "resume", "guard", "model", "trainer",
-    "estimator", "plots", "webpage", "onnxgraph", "tuning",
+    "errors", "values", "npzio", "kernels", "backend", "nn", "optim", "schedules", "config", "data", "images", "augment", "loop",
+    "metrics", "holdout", "modelfile", "checkpoint", "resume", "guard", "webpage", "onnxgraph", "model", "callbacks",
+    "pipeline", "estimator", "plots", "tuning", "studyplots",
 ]
-"""Files -> arrays on the device -> model -> metrics, reports and pictures: each module may import only those before it."""
-SHIMS = {"train", "predict", "show", "peers", "export", "tune"}
+"""Files -> arrays on the device -> model and its exports -> reports and pictures: each module may import only those before it."""
+SHIMS = {"train", "predict", "show", "export", "tune"}
+FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -69,3 +71,26 @@ def test_the_public_surface_is_small_and_importable():
     for name in mnist_xp.__all__:
         if name != "MLPClassifier":
             assert getattr(mnist_xp, name) is not None
+
+
+def strings_that_are_not_docstrings(tree: ast.AST) -> list[ast.Constant]:
+    """Every text constant of a module that is not a docstring (a bare string statement), f-strings' parts included."""
+    documentation = {
+        id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+    }
+    return [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in documentation
+    ]
+
+
+def test_the_library_names_no_command_line_flag():
+    """Errors and messages name parameters (``limit``); only the commands in ``cli/`` turn them into ``--limit``."""
+    for path in library_modules():
+        named = [
+            f"line {node.lineno}: {node.value!r}"
+            for node in strings_that_are_not_docstrings(ast.parse(path.read_text()))
+            if FLAG.search(node.value)
+        ]
+        assert not named, f"{path.name} names a flag: {named}"

@@ -59,6 +59,9 @@ def with_meta(**updates):
         (lambda a: a["W0"].__setitem__((0, 0), np.nan), "layer 0 holds NaN or infinite values"),
         (lambda a: a.pop("meta"), "no model description"),
         (lambda a: a.update(meta=np.array("{not json")), "not valid JSON"),
+        (with_meta(extra=[0.9]), "the training record is not a JSON object"),
+        (with_meta(extra={"history": [{"epoch": "x"}]}), "the stored training history is malformed"),
+        (with_meta(extra={"history": "epoch 1"}), "the stored training history is malformed"),
     ],
 )
 def test_load_refuses_invalid_models(tmp_path, change, message):
@@ -67,6 +70,12 @@ def test_load_refuses_invalid_models(tmp_path, change, message):
     rewrite(path, change)
     with pytest.raises(ModelFileError, match=message):
         modelfile.load(path)
+
+
+def test_a_stored_history_loads_back(tmp_path):
+    record = {"epoch": 1, "loss": 0.5, "seconds": 0.1, "learning_rate": 0.1, "metrics": {"test_accuracy": 0.9}}
+    modelfile.save(tmp_path / "m.npz", host_params(), "relu", extra={"history": [record], "test_accuracy": 0.9})
+    assert modelfile.load(tmp_path / "m.npz")[1]["extra"] == {"history": [record], "test_accuracy": 0.9}
 
 
 def test_load_refuses_missing_and_garbage_files(tmp_path):

@@ -4,21 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import EPS, check_gradients, device_params, numeric_gradient, tiny_problem
 
 from mnist_xp import nn
 
 ACTIVATION_NAMES = sorted(nn.ACTIVATIONS)
-EPS = 1e-6
-
-
-def numeric_gradient(f, x: np.ndarray) -> np.ndarray:
-    """Central differences of the scalar function ``f`` at the host array ``x``."""
-    grad = np.zeros_like(x)
-    for index in np.ndindex(x.shape):
-        step = np.zeros_like(x)
-        step[index] = EPS
-        grad[index] = (f(x + step) - f(x - step)) / (2 * EPS)
-    return grad
 
 
 @pytest.mark.parametrize("name", ACTIVATION_NAMES)
@@ -111,39 +101,6 @@ def test_cross_entropy_matches_its_definition(backend):
     s = 1 / (1 + np.exp(-z))
     expected = -np.mean(y * np.log(s) + (1 - y) * np.log(1 - s))
     assert float(nn.binary_cross_entropy(backend.asarray(z), backend.asarray(y))) == pytest.approx(expected)
-
-
-def tiny_problem(sizes, seed=0, samples=7):
-    rng = np.random.default_rng(seed)
-    host_params = [(rng.normal(size=(a, b)) * 0.7, rng.normal(size=b) * 0.1) for a, b in zip(sizes[:-1], sizes[1:])]
-    X = rng.normal(size=(samples, sizes[0]))
-    if sizes[-1] == 1:
-        Y = rng.integers(0, 2, size=(samples, 1)).astype(float)
-    else:
-        Y = np.eye(sizes[-1])[rng.integers(0, sizes[-1], size=samples)]
-    return host_params, X, Y
-
-
-def device_params(backend, host_params):
-    return [(backend.asarray(W), backend.asarray(b)) for W, b in host_params]
-
-
-def check_gradients(backend, params, host_params, X, Y, activation, dropout=None, l2=0.0):
-    """Every gradient of ``loss_and_grads`` against central differences of ``loss``."""
-    _, grads = nn.loss_and_grads(params, X, Y, activation, dropout, l2)
-    for layer, (W_host, b_host) in enumerate(host_params):
-        for which, value in ((0, W_host), (1, b_host)):
-
-            def f(perturbed, layer=layer, which=which):
-                trial = list(params)
-                pair = [trial[layer][0], trial[layer][1]]
-                pair[which] = backend.asarray(perturbed)
-                trial[layer] = tuple(pair)
-                return float(nn.loss(trial, X, Y, activation, dropout, l2))
-
-            np.testing.assert_allclose(
-                backend.to_numpy(grads[layer][which]), numeric_gradient(f, value), rtol=1e-5, atol=1e-8
-            )
 
 
 @pytest.mark.parametrize("activation", ACTIVATION_NAMES)

@@ -7,6 +7,7 @@ written back into the repository.
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import sys
@@ -68,6 +69,31 @@ def executed():
             os.environ["PYTHONPATH"] = saved
     assert sorted(os.listdir(EXAMPLES)) == before, "running the notebook wrote into examples/"
     return {cell.get("id"): cell for cell in notebook.cells}
+
+
+def _code(notebook) -> ast.Module:
+    """The code cells of ``notebook`` as one Python module, IPython's ``%`` lines left out."""
+    lines = [
+        line
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for line in cell.source.splitlines()
+        if not line.startswith("%")
+    ]
+    return ast.parse("\n".join(lines))
+
+
+def test_the_notebook_uses_only_the_public_api():
+    tree = _code(nbformat.read(NOTEBOOK, as_version=4))
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert not any(isinstance(node, ast.ImportFrom) and "mnist_xp" in (node.module or "") for node in ast.walk(tree))
+    assert "mnist_xp" in imported and not any(name.startswith("mnist_xp.") for name in imported)
+    used = {
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "mnist_xp"
+    }
+    assert used and used <= set(mnist_xp.__all__), sorted(used - set(mnist_xp.__all__))
 
 
 def _text(cell) -> str:

@@ -15,7 +15,7 @@ Image = pytest.importorskip("PIL.Image", reason="needs Pillow: pip install 'mnis
 
 from mnist_xp import modelfile, plots
 from mnist_xp.cli import show, train
-from mnist_xp.training import history_from_records
+from mnist_xp.loop import history_from_records
 
 PICTURES = ["samples", "curves", "confusion", "misclassified", "weights"]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -13,8 +14,9 @@ from small_model import ACTIVATION, small_model
 
 Image = pytest.importorskip("PIL.Image", reason="needs Pillow: pip install 'mnist-xp[plot]'")
 
-from mnist_xp import images, modelfile, nn
-from mnist_xp.cli import predict
+from mnist_xp import Model, load_digit, modelfile, nn
+from mnist_xp.cli import predict, show
+from mnist_xp.errors import ModelFileError
 
 try:
     import cupy  # noqa: F401
@@ -41,7 +43,7 @@ def files(tmp_path_factory):
 
 def expected_probabilities(path):
     params = modelfile.load(path.parent / "model.npz")[0]
-    return nn.predict(params, images.load_digit(path).reshape(1, -1).astype(np.float32), ACTIVATION)[0]
+    return nn.predict(params, load_digit(path).reshape(1, -1).astype(np.float32), ACTIVATION)[0]
 
 
 def run_predict(capsys, *args):
@@ -93,6 +95,8 @@ def write_bad_inputs(folder, digit):
     (folder / "cut.png").write_bytes(digit.read_bytes()[:120])
     (folder / "garbage.npz").write_bytes(b"PK\x03\x04 not really a zip archive")
     modelfile.save(folder / "sigmoid.npz", [(np.zeros((784, 1), np.float32), np.zeros(1, np.float32))], "relu")
+    params = modelfile.load(folder / "model.npz")[0]
+    modelfile.save(folder / "history.npz", params, ACTIVATION, extra={"history": [{"epoch": 1}]})
 
 
 @pytest.mark.parametrize(
@@ -106,6 +110,7 @@ def write_bad_inputs(folder, digit):
         ("absent.npz", "digit0.png", "absent.npz: file not found"),
         ("garbage.npz", "digit0.png", "garbage.npz: not a readable mnist-xp model file"),
         ("sigmoid.npz", "digit0.png", "the model maps 784 inputs to 1 outputs; recognizing digits needs 784 inputs"),
+        ("history.npz", "digit0.png", "history.npz: the stored training history is malformed"),
     ],
 )
 def test_bad_input_is_a_one_line_error(files, capsys, model, image, message):
@@ -114,6 +119,18 @@ def test_bad_input_is_a_one_line_error(files, capsys, model, image, message):
     code, out, err = run_predict(capsys, folder / model, folder / image)
     assert code == 1 and out == ""
     assert len(err.splitlines()) == 1 and err.startswith("error: ") and message in err
+
+
+def test_predict_and_show_load_a_digit_classifier_from_the_library(files, capsys):
+    model = Model.load_digit_classifier(files[0])
+    assert model.layer_sizes == [784, 64, 10] and model.activation == ACTIVATION
+    folder = files[0].parent
+    write_bad_inputs(folder, files[1][0])
+    message = "the model maps 784 inputs to 1 outputs; recognizing digits needs 784 inputs (28x28 images) and 10"
+    with pytest.raises(ModelFileError, match=r"sigmoid\.npz: " + re.escape(message)):
+        Model.load_digit_classifier(folder / "sigmoid.npz")
+    assert show.main([str(folder / "sigmoid.npz")]) == 1
+    assert message in capsys.readouterr().err
 
 
 def test_good_images_are_still_recognized_beside_a_bad_one(files, capsys):

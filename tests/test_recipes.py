@@ -5,18 +5,20 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+import mnist_xp
 from mnist_xp import backend as backends
 from mnist_xp import data, metrics, nn, schedules
-from mnist_xp.config import RECIPES
+from mnist_xp.callbacks import EarlyStopping, ValidationMetrics
+from mnist_xp.config import RECIPES, TrainConfig
 from mnist_xp.errors import MnistXpError
-from mnist_xp.optim import sgd
-from mnist_xp.trainer import make_optimizer, make_schedule
-from mnist_xp.training import EpochResult, TrainState, fit
-from mnist_xp.validation import EarlyStopping, carve, split_indices
+from mnist_xp.holdout import carve, split_indices
+from mnist_xp.loop import EpochResult, TrainState
+from mnist_xp.pipeline import make_optimizer, make_schedule
 
 
 def test_step_decay_multiplies_by_the_factor_every_interval():
@@ -156,32 +158,30 @@ def test_early_stopping_stops_after_patience_and_keeps_the_best_epoch():
     X = xp.asarray(rng.normal(size=(40, 4)))
     labels = rng.integers(0, 3, 40)
     dataset = data.Dataset(X, None, None, X, xp.asarray(np.eye(3)[labels]), labels)
-    stopper = EarlyStopping(dataset, "relu", patience=2)
+    validation, stopper = ValidationMetrics(), EarlyStopping("val_loss", patience=2)
     params = nn.init_params([4, 5, 3], backends.standard_normal(backends.host_rng(0), xp, "float64"))
     # Fake epochs: the parameters of epoch 2 are the best ones; later ones are scaled copies that do worse.
     candidates = [[(W * s, b) for W, b in params] for s in (3.0, 0.0, 5.0, 8.0, 9.0)]
     stops = []
     for epoch, candidate in enumerate(candidates, start=1):
+        run = SimpleNamespace(config=TrainConfig(), validation=dataset, state=TrainState(candidate, None, epoch=epoch))
         result = EpochResult(epoch, 1.0, 0.0, 0.1)
-        stops.append(stopper(TrainState(candidate, None, epoch=epoch), result))
+        validation.on_epoch_end(run, result)
+        stops.append(stopper.on_epoch_end(run, result))
         assert {"val_loss", "val_accuracy"} <= set(result.metrics)
-    assert stopper.best_epoch == 2 and stopper.best_loss == pytest.approx(math.log(3))
+    assert stopper.best_epoch == 2 and stopper.best_value == pytest.approx(math.log(3))
     assert stops == [False, False, False, True, True]
     np.testing.assert_array_equal(stopper.best_params[0][0], candidates[1][0][0])
     assert stopper.best_params[0][0] is not candidates[1][0][0]
 
 
-def test_fit_stops_when_early_stopping_says_so():
-    xp = backends.namespace("cpu")
-    dataset = data.load(xp, "float64", limit=300)
-    training, validation = carve(dataset, 100, seed=0)
-    params = nn.init_params([784, 8, 10], backends.standard_normal(backends.host_rng(0), xp, "float64"))
-    stopper = EarlyStopping(validation, "relu", patience=1)
+def test_training_stops_when_early_stopping_says_so():
+    dataset = data.load(backends.namespace("cpu"), "float64", limit=400)
     # A huge learning rate makes the validation loss rise after the first epoch.
-    state = fit(TrainState(params, []), training.X_train, training.Y_train, optimizer=sgd(), learning_rate=50.0,
-                epochs=10, batch_size=50, on_epoch=stopper)
-    assert state.epoch < 10 and state.epoch == stopper.best_epoch + 1
-    assert all("val_accuracy" in result.metrics for result in state.history)
+    config = TrainConfig(hidden=(8,), lr=50.0, epochs=10, batch_size=50, dtype="float64", val=100, patience=1)
+    result = mnist_xp.train(config, data=dataset)
+    assert result.state.epoch < 10 and result.state.epoch == result.best_epoch + 1
+    assert all("val_accuracy" in epoch.metrics for epoch in result.history)
 
 
 def test_confusion_matrix_and_report_match_a_hand_count():

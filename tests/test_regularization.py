@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import check_gradients, device_params, tiny_problem
 from small_model import first_weights_after_fit
-from test_nn import check_gradients, device_params, tiny_problem
 
 from mnist_xp import backend as backends
 from mnist_xp import metrics, nn
+from mnist_xp.loop import TrainState, batch_dropout, fit
 from mnist_xp.optim import sgd
-from mnist_xp.training import TrainState, batch_dropout, fit
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh"])

@@ -236,7 +236,9 @@ def run_main(capsys, *args: str) -> tuple[int, str]:
         ({"optimizer": {"choices": ["sgd", "rmsprop"]}}, "optimizer: choice 'rmsprop' is not one of"),
         ({"hidden": {"low": 16, "high": 64}}, "hidden takes choices, not a range"),
         ({"lr": {"low": 0.1, "high": 1, "scale": "log"}}, "lr: expected"),
-        ({"val": {"low": 100, "high": 500}}, "val is the same for every trial of a study: set it with --val"),
+        ({"val": {"low": 100, "high": 500}}, (
+            "val is the same for every trial of a study: set it as the study's val (--val N)"
+        )),
         ({"weight_decay": {"low": 0.0, "high": 0.01}}, "weight_decay applies only when optimizer is adamw"),
         ({"hidden": [64]}, "nothing to search"),
     ],
@@ -247,7 +249,7 @@ def test_a_bad_space_is_one_error_line_and_nothing_is_written(tmp_path, capsys, 
         capsys, "--study", "s", "--trials", "2", "--storage", url, "--space", space_file(tmp_path, space)
     )
     assert code == 2
-    assert err.count("\n") == 1 and err.startswith("error: space: ") and complaint in err, err
+    assert err.count("\n") == 1 and err.startswith("error: argument --space: ") and complaint in err, err
     assert not (tmp_path / "tune.db").exists()
 
 
@@ -277,11 +279,12 @@ def test_a_study_refuses_other_options_than_it_was_started_with(tmp_path, capsys
     code, err = run_main(
         capsys, "--study", "s", "--trials", "2", "--storage", url, "--space", space, "--limit", "3000", "--val", "500"
     )
-    assert code == 2 and err.count("\n") == 1 and "was started with --limit 2000: give the same --limit" in err
+    assert code == 2 and err.count("\n") == 1
+    assert err == "error: study 's' was started with --limit 2000: give the same --limit to continue it, or a new --study name\n"
     code, err = run_main(
         capsys, "--study", "s", "--trials", "2", "--storage", url, "--space", space, "--limit", "2000", "--val", "2000"
     )
-    assert code == 2 and err.count("\n") == 1 and "--val 2000 must leave some training images" in err
+    assert code == 2 and err.count("\n") == 1 and "--val" in err and "2000 must leave some training images" in err
     assert len(trials_of(url, "s")) == 1
 
 
@@ -300,7 +303,7 @@ def test_builtin_spaces_are_valid_and_sample_valid_configs():
 def test_train_arguments_spell_out_every_changed_setting():
     from mnist_xp.config import RECIPES
 
-    arguments = tuning.train_arguments(RECIPES["fast"])
+    arguments = tune.train_arguments(RECIPES["fast"])
     assert arguments == [
         "--lr",
         "0.3",
@@ -315,6 +318,53 @@ def test_train_arguments_spell_out_every_changed_setting():
         "--label-smoothing",
         "0.1",
     ]
+
+
+PLOTS_IN_A_FRESH_PROCESS = """
+import json, sys
+from pathlib import Path
+import matplotlib
+matplotlib.use("svg")  # the user's own choice, which drawing the study must keep
+import optuna
+from mnist_xp import studyplots
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+before = {name: repr(value) for name, value in matplotlib.rcParams.items()}
+study = optuna.create_study(direction="maximize")
+lr = optuna.distributions.FloatDistribution(0.001, 1.0, log=True)
+optimizer = optuna.distributions.CategoricalDistribution(["sgd", "adam"])
+for number in range(12):
+    study.add_trial(optuna.trial.create_trial(
+        params={"lr": 0.01 * (number + 1), "optimizer": ["sgd", "adam"][number % 2]},
+        distributions={"lr": lr, "optimizer": optimizer},
+        value=0.4 if number == 0 else 0.9 + 0.005 * number,
+    ))
+written = studyplots.write_plots(study, Path(sys.argv[1]))
+after = {name: repr(value) for name, value in matplotlib.rcParams.items()}
+print(json.dumps({
+    "written": [path.name for path in written],
+    "backend": matplotlib.get_backend(),
+    "pyplot": "matplotlib.pyplot" in sys.modules,
+    "changed": sorted(name for name in before if before[name] != after.get(name)),
+}))
+"""
+
+
+def test_drawing_a_study_changes_no_backend_style_or_rcparams(tmp_path):
+    pytest.importorskip("matplotlib")
+    result = subprocess.run(
+        [sys.executable, "-c", PLOTS_IN_A_FRESH_PROCESS, str(tmp_path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert report["written"] == ["history.png", "importances.png", "slice.png"]
+    assert report["backend"] == "svg" and not report["pyplot"] and report["changed"] == []
+    for name in report["written"]:
+        assert (tmp_path / name).read_bytes().startswith(b"\x89PNG")
 
 
 def test_processes_meeting_a_new_database_at_once_all_open_it(tmp_path):

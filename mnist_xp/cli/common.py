@@ -2,34 +2,99 @@
 
 Every training option is made from its ``TrainConfig`` field: its flag from the name, its type,
 choices, help and "(default ...)" from the field, so the command line cannot drift from the library.
+The library's errors name its parameters (``limit``, ``lr``); ``message_for`` says the same in
+terms of the options (``--limit``, ``--lr``), and ``run_reporting_errors`` prints it.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NoReturn
 
-from ..config import FIELDS, Kind, SettingError, TrainConfig, judge
-from ..config import option as flag
-from ..errors import MnistXpError
+from ..config import FIELDS, Kind, TrainConfig, complaint_about
+from ..errors import BackendError, DivergenceError, MnistXpError, SettingError, UsageError
+from ..tuning import StudyMismatch
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_DIVERGED = 3
+EXIT_INTERRUPTED = 130
 
 
-def run_reporting_errors(action: Callable[[], int | None]) -> int:
-    """Run ``action``; a project error prints ``error: ...`` and gives 1, Ctrl-C gives 130, a closed stdout 1."""
+def flag(name: str) -> str:
+    """The option that gives the parameter or setting ``name``: ``label_smoothing`` is ``--label-smoothing``."""
+    return "--" + name.replace("_", "-")
+
+
+def option_text(name: str) -> str:
+    """The option of ``name`` with its placeholder, as a usage line writes it (``--val N``)."""
+    metavar = FIELDS[name].metadata["metavar"] if name in FIELDS else None
+    return flag(name) if metavar is None else f"{flag(name)} {metavar}"
+
+
+def message_for(exc: MnistXpError) -> str:
+    """The one line a command prints for a library error, naming the command's options where the library
+    names its parameters: ``limit: 0 is outside ...`` becomes ``argument --limit: 0 is outside ...``."""
+    if isinstance(exc, SettingError):
+        named = "".join(f" ({option_text(name)})" for name in exc.mentions)
+        return f"argument {flag(exc.name)}: {exc.complaint}{named}"
+    if isinstance(exc, BackendError):
+        return f"{flag('device')} {exc.device} {exc.problem}"
+    if isinstance(exc, DivergenceError):
+        lower = f"{flag('lr')} {exc.lower:g}"
+        message = (
+            f"training diverged in epoch {exc.epoch}: {exc.problem} (learning rate {exc.learning_rate:g}); "
+            f"try a lower learning rate, e.g. {lower}"
+        )
+        if exc.saved is not None:
+            resume = f"{flag('resume')} {shlex.quote(str(exc.path))} {lower}"
+            message += f"; the last good state (epoch {exc.saved.epoch}) is in {exc.path}: {resume}"
+        return message
+    if isinstance(exc, StudyMismatch):
+        was = {"space": "a different space", "data_dir": f"other data ({exc.kept})"}
+        option = flag(exc.setting)
+        return (
+            f"study {exc.study!r} was started with {was.get(exc.setting, f'{option} {exc.kept}')}: "
+            f"give the same {option} to continue it, or a new {flag('study')} name"
+        )
+    return str(exc)
+
+
+def exit_code_for(exc: MnistXpError) -> int:
+    """2 for a usage error (a bad option, or options that do not fit together or the data), 3 for divergence, else 1."""
+    if isinstance(exc, UsageError):
+        return EXIT_USAGE
+    return EXIT_DIVERGED if isinstance(exc, DivergenceError) else EXIT_ERROR
+
+
+def usage_error(parser: argparse.ArgumentParser, exc: UsageError) -> NoReturn:
+    """Report a usage error as argparse reports a bad option: the usage, then the message; exit 2."""
+    parser.error(message_for(exc))
+
+
+def run_reporting_errors(action: Callable[[], int | None], parser: argparse.ArgumentParser | None = None) -> int:
+    """Run ``action``, reporting a project error in one line: ``error: ...`` and its ``exit_code_for``.
+
+    With ``parser``, a usage error goes through ``parser.error`` (the usage, then the message).
+    Ctrl-C gives 130, a closed stdout 1.
+    """
     try:
         code = action() or 0
         sys.stdout.flush()  # a closed pipe shows here, not at the interpreter's exit
         return code
     except MnistXpError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        if parser is not None and isinstance(exc, UsageError):
+            usage_error(parser, exc)
+        print(f"error: {message_for(exc)}", file=sys.stderr)
+        return exit_code_for(exc)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         return _stdout_closed()
 
@@ -54,13 +119,13 @@ def text_parser(kind: Kind) -> Callable[[str], object]:
         except ValueError:
             noun = "a whole number" if kind.type is int else "a number"
             raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
-        complaint = judge(replace(kind, items=False), value)
+        complaint = complaint_about(replace(kind, items=False), value)
         if complaint is not None:
             raise argparse.ArgumentTypeError(f"{text!r} {complaint}")
         return value
 
     def parse(text: str):
-        if kind.word is not None and text == kind.word:
+        if kind.text_choice is not None and text == kind.text_choice:
             return text
         if kind.items:
             return () if text.strip() == "" else tuple(one(part.strip()) for part in text.split(","))
@@ -100,7 +165,7 @@ def config_from(base: TrainConfig, given: dict, parser: argparse.ArgumentParser)
     try:
         return replace(base, **given)
     except SettingError as exc:
-        parser.error(f"argument {flag(exc.name)}: {exc.complaint}")
+        usage_error(parser, exc)
 
 
 def output_path(text: str) -> Path:

@@ -10,10 +10,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import onnxgraph, webpage
+from .. import onnxgraph
 from ..errors import MnistXpError
 from ..model import Model
-from ..npzio import write_atomically
 from .common import add_model_argument, run_reporting_errors
 
 
@@ -51,16 +50,11 @@ def run(args: argparse.Namespace) -> None:
     if args.onnx is not None:
         onnxgraph.require()
     model = Model.load(args.model)
-    files = {}  # everything is built before anything is written
-    if args.html is not None:
-        files[args.html] = webpage.build_page(model, args.model.name).encode("utf-8")
-    if args.onnx is not None:
-        files[args.onnx] = onnxgraph.build(model, args.model.stem).SerializeToString()
-    for path, data in files.items():
-        write_atomically(path, lambda stream, data=data: stream.write(data))
-    if args.html is not None:
+    if args.html is not None:  # first, as the page refuses some models that the ONNX graph takes
+        model.to_html(args.html, args.model.name)
         print(f"page written to {args.html}: open it in a browser and draw a digit")
     if args.onnx is not None:
+        model.to_onnx(args.onnx, args.model.stem)
         print(f"ONNX graph written to {args.onnx}: input 'pixels' [N, 784] float32, output 'probabilities'")
 
 

@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import backend
-from ..data import INPUT_SIZE, NUM_CLASSES
-from ..errors import MnistXpError, ModelFileError
+from ..errors import MnistXpError
 from ..images import load_digit, require
 from ..model import Model
 from .common import add_model_argument, run_reporting_errors
@@ -38,18 +37,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_classifier(path: Path, device: str = "cpu") -> Model:
-    """A saved model that reads 28x28 images and tells 10 digits apart."""
-    model = Model.load(path, device)
-    sizes = model.layer_sizes
-    if sizes[0] != INPUT_SIZE or sizes[-1] != NUM_CLASSES:
-        raise ModelFileError(
-            f"{path}: the model maps {sizes[0]} inputs to {sizes[-1]} outputs; recognizing digits needs "
-            f"{INPUT_SIZE} inputs (28x28 images) and {NUM_CLASSES} outputs"
-        )
-    return model
-
-
 def top_digits(probabilities: np.ndarray, count: int = TOP) -> list[list[tuple[int, float]]]:
     """For each row of class probabilities, the ``count`` likeliest classes as (digit, probability)."""
     order = np.argsort(-probabilities, axis=1, kind="stable")[:, :count]
@@ -60,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     """Recognize every readable image; report unreadable ones on stderr. Returns the exit status."""
     require()
     backend.namespace(args.device)
-    model = load_classifier(args.model, args.device)
+    model = Model.load_digit_classifier(args.model, args.device)
     paths, digits, failed = [], [], 0
     for path in args.images:
         try:

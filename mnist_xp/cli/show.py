@@ -12,10 +12,8 @@ from pathlib import Path
 
 from .. import plots
 from ..data import IMAGE_SHAPE, load_mnist
-from ..errors import ModelFileError
-from ..training import history_from_records
+from ..model import Model
 from .common import add_data_dir_option, add_model_argument, run_reporting_errors
-from .predict import load_classifier
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,13 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> None:
     if args.plots is not None:
         plots.require()
-    model = load_classifier(args.model)
-    try:
-        history = model.history and history_from_records(model.history)
-    except ValueError as exc:
-        raise ModelFileError(f"{args.model}: the stored training history is malformed ({exc})") from None
+    model = Model.load_digit_classifier(args.model)
     sizes = "-".join(map(str, model.layer_sizes))
-    trained = f", trained {len(history)} epochs" if history else ""
+    trained = f", trained {len(model.history)} epochs" if model.history else ""
     print(f"{args.model}: {sizes} {model.activation}, {model.dtype}{trained}")
     dataset = load_mnist("cpu", model.dtype, args.data_dir)
     accuracy = model.evaluate(dataset.X_test, dataset.y_test)["accuracy"]

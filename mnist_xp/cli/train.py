@@ -22,11 +22,10 @@ from tqdm import tqdm
 
 from .. import backend, guard, metrics, plots, resume
 from ..callbacks import Callback
-from ..config import FIELDS, RECIPES, RESUMABLE, SettingError, TrainConfig, read_recipe
+from ..config import FIELDS, RECIPES, RESUMABLE, TrainConfig, read_recipe
 from ..data import IMAGE_SHAPE, DataSource
-from ..errors import DivergenceError, UsageError
-from ..trainer import TrainResult, train
-from ..training import history_records
+from ..loop import history_records
+from ..pipeline import TrainResult, train
 from .common import (
     add_config_options,
     add_data_dir_option,
@@ -250,19 +249,6 @@ def run_report(args: argparse.Namespace, result: TrainResult) -> dict:
     }
 
 
-def divergence_message(exc: DivergenceError) -> str:
-    """The library's divergence report with the options that act on it: a lower --lr, and --resume."""
-    lower = f"--lr {exc.lower:g}"
-    message = (
-        f"training diverged in epoch {exc.epoch}: {exc.problem} (learning rate {exc.learning_rate:g}); "
-        f"try a lower learning rate, e.g. {lower}"
-    )
-    if exc.saved is None:
-        return message
-    path = shlex.quote(str(exc.path))
-    return f"{message}; the last good state (epoch {exc.saved.epoch}) is in {exc.path}: --resume {path} {lower}"
-
-
 def report_interrupt(stop: guard.Interrupted) -> None:
     """Say where the last finished epoch's state was saved (if checkpointing) and how to resume from it."""
     saved = getattr(stop, "saved", None)
@@ -293,24 +279,16 @@ def main(argv: list[str] | None = None) -> int:
     kept = args.checkpoint or args.resume
     if args.save is not None and _same_file(args.save, kept):
         parser.error(f"argument --save: {args.save} is also the checkpoint; give the model another file name")
-    return run_reporting_errors(lambda: _train_reporting_its_own_failures(parser, args))
+    return run_reporting_errors(lambda: _train_reporting_its_own_failures(parser, args), parser)
 
 
 def _train_reporting_its_own_failures(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    """``run``, with the failures only training has; the commands' shared ones are left to ``run_reporting_errors``.
-
-    A bad combination of options is a usage error (exit 2), divergence exits 3, SIGINT and
-    SIGTERM exit as those signals do, and running out of memory is one line (exit 1).
+    """``run``, with the failures only training has; the library's errors are left to ``run_reporting_errors``
+    (a bad combination of options exits 2, divergence 3). SIGINT and SIGTERM exit as those signals do,
+    and running out of memory is one line (exit 1).
     """
     try:
         run(parser, args)
-    except SettingError as exc:
-        parser.error(f"argument {flag(exc.name)}: {exc.complaint}")
-    except UsageError as exc:
-        parser.error(str(exc))
-    except DivergenceError as exc:
-        print(f"error: {divergence_message(exc)}", file=sys.stderr)
-        return 3
     except guard.Interrupted as stop:
         return stop.exit_code
     except MemoryError:

@@ -16,11 +16,11 @@ import shlex
 import sys
 from pathlib import Path
 
-from .. import backend, tuning
-from ..config import FIELDS, option
+from .. import backend, studyplots, tuning
+from ..config import DEFAULT, FIELDS, TrainConfig, value_text, write_recipe
 from ..data import DataSource
-from ..errors import MnistXpError, UsageError
-from .common import add_data_dir_option, output_path, positive_int, run_reporting_errors, text_parser
+from ..errors import MnistXpError
+from .common import add_data_dir_option, flag, output_path, positive_int, run_reporting_errors, text_parser
 
 DEFAULT_STORAGE = "sqlite:///tune.db"
 STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -122,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def quiet_optuna() -> None:
+    """Keep Optuna's log to errors, in this process and in every worker: the command prints its own line per trial."""
+    optuna = tuning.require_optuna()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
 def describe_builtin(name: str) -> str:
     hidden = tuning.SPACES[name]["hidden"]["value"]
     return "784-" + "-".join(map(str, hidden)) + "-10"
@@ -131,7 +137,7 @@ def print_trial(trial) -> None:
     """One line per finished trial; surplus ones (dropped when two workers asked at once) are not shown."""
     if trial.user_attrs.get("surplus"):
         return
-    settings = tuning.describe_params(trial.params)
+    settings = describe_params(trial.params)
     if trial.state.name == "COMPLETE":
         outcome = f"val {trial.value:.4f} in {trial.user_attrs.get('train_seconds', 0):.1f} s"
     elif trial.state.name == "PRUNED":
@@ -141,8 +147,25 @@ def print_trial(trial) -> None:
     print(f"trial {trial.number:>3}  {outcome:<34}  {settings}", flush=True)
 
 
-def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    tuning.quiet_optuna()
+def describe_params(params: dict) -> str:
+    """A trial's sampled settings in one short line."""
+    return " ".join(
+        f"{name}={value:.3g}" if isinstance(value, float) else f"{name}={value}" for name, value in params.items()
+    )
+
+
+def train_arguments(config: TrainConfig) -> list[str]:
+    """The ``train`` options that give ``config``: every setting that differs from the default."""
+    arguments = []
+    for name in FIELDS:
+        value = getattr(config, name)
+        if value != getattr(DEFAULT, name):
+            arguments += [flag(name), value_text(value)]
+    return arguments
+
+
+def run(args: argparse.Namespace) -> int:
+    quiet_optuna()
     label, raw = tuning.load_space(args.space)
     space = tuning.parse_space(raw)
     storage_url = args.storage or DEFAULT_STORAGE
@@ -159,8 +182,7 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         data=DataSource(args.data_dir, args.limit, args.device),
     )
     data = spec.data.load(spec.base().dtype)
-    if not 0 < args.val < data.X_train.shape[0]:
-        raise UsageError(f"--val {args.val} must leave some training images: choose 1..{data.X_train.shape[0] - 1}")
+    tuning.check_data(spec, data)
     storage = tuning.open_storage(storage_url, args.heartbeat)
     study = tuning.open_study(spec, storage)
     where = f" ({Path(storage_url[len('sqlite:///') :]).absolute()}, the default)" if args.storage is None else ""
@@ -175,7 +197,7 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         f"{data.X_train.shape[0]} training images, seed {args.seed}{budget}; {args.jobs} worker(s)",
         flush=True,
     )
-    codes = tuning.run_study(spec, args.jobs, data, print_trial, study)
+    codes = tuning.run_study(spec, args.jobs, data, print_trial, study, setup=quiet_optuna)
     for number, code in enumerate(codes, start=2):
         if code:
             print(f"warning: worker {number} ended with exit code {code}", file=sys.stderr)
@@ -197,11 +219,9 @@ def report(args: argparse.Namespace, spec: tuning.StudySpec, study) -> int:
     seconds = best.user_attrs.get("train_seconds", 0.0)
     print(
         f"best trial {best.number}: validation accuracy {best.value:.4f} ({100 * best.value:.2f} %), "
-        f"training {seconds:.1f} s: {tuning.describe_params(best.params)}"
+        f"training {seconds:.1f} s: {describe_params(best.params)}"
     )
     path = args.recipe_file or Path(f"tune-{spec.name}.json")
-    from ..config import write_recipe
-
     write_recipe(path, config)
     data = (
         (["--limit", str(args.limit)] if args.limit else [])
@@ -211,9 +231,9 @@ def report(args: argparse.Namespace, spec: tuning.StudySpec, study) -> int:
     print(f"recipe written to {path}; train it with:")
     print("  " + shlex.join(["python", "-m", "mnist_xp.train", "--recipe-file", str(path), *data]))
     print("or, spelled out:")
-    print("  " + shlex.join(["python", "-m", "mnist_xp.train", *tuning.train_arguments(config), *data]))
+    print("  " + shlex.join(["python", "-m", "mnist_xp.train", *train_arguments(config), *data]))
     if args.plots is not None:
-        written = tuning.write_plots(study, args.plots)
+        written = studyplots.write_plots(study, args.plots)
         print(f"plots written to {args.plots}: {', '.join(path.name for path in written)}")
     if done < spec.trials:
         raise MnistXpError(
@@ -223,25 +243,6 @@ def report(args: argparse.Namespace, spec: tuning.StudySpec, study) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    return run_reporting_errors(lambda: _usage_errors_exit_2(parser, args))
-
-
-def _usage_errors_exit_2(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    """``run``, with a bad search space or option combination reported as one ``error:`` line and exit 2."""
-    try:
-        return run(parser, args)
-    except tuning.StudyMismatch as exc:
-        flag = option(exc.setting)
-        was = "a different space" if exc.setting == "space" else f"other data ({exc.kept})"
-        was = f"{flag} {exc.kept}" if exc.setting not in ("space", "data_dir") else was
-        print(
-            f"error: study {exc.study!r} was started with {was}: give the same {flag} to continue it, "
-            "or a new --study name",
-            file=sys.stderr,
-        )
-        return 2
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    """Run the command; a bad search space or option combination is one ``error:`` line and exit 2."""
+    args = build_parser().parse_args(argv)
+    return run_reporting_errors(lambda: run(args))

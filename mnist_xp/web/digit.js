@@ -25,14 +25,15 @@
     b: decodeArray(layer.b, spec.dtype),
   }));
 
-  const LEAKY_RELU_SLOPE = 0.01;
+  // One function for each of nn.ACTIVATIONS, keyed by its js_name.
   const ACTIVATIONS = {
     relu: (z) => (z > 0 ? z : 0),
-    leaky_relu: (z) => (z > 0 ? z : LEAKY_RELU_SLOPE * z),
+    leakyRelu: (z) => (z > 0 ? z : spec.leakyReluSlope * z),
     sigmoid: (z) => 0.5 * (Math.tanh(0.5 * z) + 1), // as nn.sigmoid: no exponential to overflow
     tanh: Math.tanh,
   };
   const hidden = ACTIVATIONS[spec.activation];
+  if (hidden === undefined) throw new Error(`no forward pass for the activation ${spec.activation}`);
 
   /** Softmax of the logits, with their maximum subtracted so that no exponential overflows. */
   function softmax(logits) {

@@ -1,4 +1,4 @@
-"""A validation split carved from the training set (``callbacks.EarlyStopping`` stops on it).
+"""A hold-out split: validation images carved from the training set (``callbacks.EarlyStopping`` stops on it).
 
 The test set is never looked at while choosing epochs or settings: the validation images are
 drawn from the training images, a pure function of the seed, and removed from training.

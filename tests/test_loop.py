@@ -9,8 +9,8 @@ import pytest
 
 from mnist_xp import backend as backends
 from mnist_xp import data, metrics, nn
+from mnist_xp.loop import TrainState, batch_slices, epoch_order, fit
 from mnist_xp.optim import adam, momentum, sgd
-from mnist_xp.training import TrainState, batch_slices, epoch_order, fit
 
 
 def train_small(xp, *, dtype="float64", epochs=3, batch_size=None, seed=0, limit=2000, lr=0.5):

@@ -1,9 +1,10 @@
-"""One training run from a ``TrainConfig``: data, initial weights, optimizer, schedule, loop, test report.
+"""The one training pipeline: ``train`` turns a ``TrainConfig`` and data into a tested ``Model``.
 
-``train`` is the whole assembly that the command line, the tests, the benchmarks and the
-scikit-learn estimator share: it starts from fresh weights (or a checkpoint), keeps the run
-recoverable (checkpoints, a stop on divergence, the last good state saved on Ctrl-C) and
-returns the trained ``Model`` with its history and its report on the test set.
+The commands, the tests, the benchmarks, the scikit-learn estimator and the tuner all make
+their runs here: data, initial weights (or a checkpoint), optimizer, schedule, the loop of
+``loop.fit``, and the test report. What differs between them comes in as callbacks
+(``callbacks``): validation and early stopping, the checkpoint keeper, the divergence guard,
+progress and pruning.
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ from .callbacks import (
 from .config import ADAMW_WEIGHT_DECAY, DEFAULT, SettingError, TrainConfig, recipe
 from .data import Dataset, DataSource
 from .errors import DivergenceError
+from .holdout import carve
+from .loop import EpochResult, TrainState, batch_slices, fit, history_records
 from .metrics import evaluate_report
 from .model import Model
 from .optim import Optimizer, adam, momentum, sgd
-from .training import EpochResult, TrainState, batch_slices, fit, history_records
-from .validation import carve
 from .values import dtype_name
 
 
@@ -76,7 +77,7 @@ def initial_state(config: TrainConfig, layer_sizes: list[int], xp, optimizer: Op
 def fit_config(
     config: TrainConfig, state: TrainState, X, Y, *, optimizer: Optimizer, epochs: int | None = None, on_epoch=None
 ) -> TrainState:
-    """``training.fit`` from ``state`` with every setting of ``config``, until ``epochs`` (default ``config.epochs``)."""
+    """``loop.fit`` from ``state`` with every setting of ``config``, until ``epochs`` (default ``config.epochs``)."""
     batch = None if config.full_batch else config.batch_size
     return fit(
         state,
