@@ -3,8 +3,8 @@
 Every fenced code block of README.md and docs/ is checked by its language:
 
 - ``python`` blocks run, page by page, in one namespace and in a scratch folder that holds the
-  files the page's commands would have made (``model.npz``, ``fast.npz``, ``fast.onnx``: the
-  suite's small model) and the pictures of docs/; an ``output`` block right after one must be what
+  files the page's commands would have made (``model.npz`` and ``fast.npz``: the suite's small
+  model) and the pictures of docs/; an ``output`` block right after one must be what
   it prints (numbers may differ in the last digits, percentages by half a point: another BLAS
   rounds differently);
 - ``sh`` blocks: each ``python -m mnist_xp.COMMAND ...`` is parsed by that command's own parser
@@ -114,10 +114,6 @@ def page_files(tmp_path_factory):
     model = small_run()[0].model
     model.save(folder / "model.npz")
     model.save(folder / "fast.npz")
-    with contextlib.suppress(ImportError):
-        from mnist_xp import onnxgraph
-
-        (folder / "fast.onnx").write_bytes(onnxgraph.build(model, "fast").SerializeToString())
     shutil.copytree(DOCS, folder / "docs", ignore=shutil.ignore_patterns("*.md", "hooks", "assets", "reference"))
     return folder
 
@@ -289,7 +285,7 @@ def site(tmp_path_factory):
 
 def test_the_site_builds_with_warnings_as_errors(site):
     pages = {name: site / name.replace(".md", ".html") for name in (
-        "index.md", "getting-started.md", "how-it-works.md", "training.md", "checkpoints.md", "images.md",
+        "index.md", "getting-started.md", "how-it-works.md", "training.md", "recipes.md", "checkpoints.md", "images.md",
         "export.md", "tuning.md", "backends.md", "benchmarks.md", "reference/api.md", "reference/commands.md",
         "changelog.md",
     )}

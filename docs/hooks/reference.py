@@ -24,8 +24,8 @@ HELP_WIDTH = 100
 def exported(package: str) -> list[str]:
     """The full paths of the objects in ``package.__all__``, in its order.
 
-    A name the package makes on first use (in its module ``__getattr__``) is found in the
-    submodule that defines it.
+    A name the package makes on first use (in its module ``__getattr__``, perhaps declared with an
+    annotation alone) is found in the submodule that defines it.
     """
     module = griffe.load(package, resolve_aliases=False)
     if not module.exports:
@@ -37,7 +37,8 @@ def exported(package: str) -> list[str]:
             paths.append(module.imports[name])
             continue
         member = module.members.get(name)
-        if member is not None:
+        declared_only = member is not None and member.is_attribute and member.value is None
+        if member is not None and not declared_only:
             paths.append(member.target_path if member.is_alias else member.path)
             continue
         owners = [sub for sub in module.modules.values() if name in sub.members and not sub.members[name].is_alias]
