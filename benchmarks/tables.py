@@ -122,8 +122,8 @@ def recipes_caption(records: list[dict], missing: list[str]) -> str:
     busiest = max(records, key=lambda record: record["load_average"] / record["machine"]["cores"])
     if busiest["load_average"] >= busiest["machine"]["cores"]:
         text += (
-            f" Other work shared the machine during these runs (load average up to {busiest['load_average']:g} on "
-            f"{busiest['machine']['cores']} cores), so their training times are well above what it takes alone."
+            f" Other work shared the machine during some of these runs (load average up to {busiest['load_average']:g} "
+            f"on {busiest['machine']['cores']} cores), so their training times may be above what it takes alone."
         )
     if missing:
         text += " Not recorded yet: " + ", ".join(f"`{name}`" for name in missing) + "."
