@@ -82,6 +82,11 @@ def scan(step, settings, carry, batches, data):
     are fixed for a program (hashable: equal ones reuse it), as are the arrays' shapes; the
     carry comes back in the structure it went in (lists stay lists).
     """
+    import jax
+
+    # The program's outputs are placed on their device for good ("committed"); the carry goes in so
+    # from the first epoch on, or the second epoch would compile the program again for such inputs.
+    carry = jax.device_put(carry, jax.tree_util.tree_leaves(carry)[0].sharding)
     return _scan_program()(step, settings, carry, batches, data)
 
 

@@ -215,6 +215,7 @@ def train_step(
 def compiled_train_step(optimizer, activation: str, l2: float, like):
     """``train_step`` with its ``update`` compiled (``compiled.compile_step``), for arrays like ``like``.
 
+    It is called as ``train_step`` is, but runs the optimizer, activation and L2 it was made with.
     The rate goes in as a 0-d array, so that a schedule's new rate each step compiles nothing anew.
     """
     fast = compiled.compile_step(functools.partial(update, optimizer=optimizer, activation=activation, l2=l2), like)
@@ -313,7 +314,8 @@ def scanned_epoch(
     offsets = augment.batch_offsets(seed, epoch, len(slices), shift) if shift else None
     data = (inputs.X, inputs.columns, inputs.gradient_rows, Y)
     carry = (state.params, state.opt_state, xp.zeros((), dtype=like.dtype, device=device(like)))
-    for part in _scan_parts(slices, state.params, like):
+    mask_widths = (input_dropout > 0) * like.shape[0] + (dropout > 0) * sum(W.shape[1] for W, _ in state.params[:-1])
+    for part in _scan_parts(slices, mask_widths * like.dtype.itemsize):
         bounds = [slices[batch] for batch in part]
         drawn = [
             batch_dropout(state.params, stop - start, dropout, seed, epoch, batch, dtype, input_dropout, HOST)
@@ -336,12 +338,12 @@ def scanned_epoch(
     return total
 
 
-def _scan_parts(slices, params, like) -> list[range]:
-    """The epoch's batches in parts for ``scanned_epoch``: runs of equal size, each of at most ``SCAN_BYTES``."""
+def _scan_parts(slices, row_bytes: int) -> list[range]:
+    """The epoch's batches in parts for ``scanned_epoch``: runs of equal size, each of at most ``SCAN_BYTES``
+    of host-made arrays, at ``row_bytes`` of masks a sample besides its row number (4 bytes)."""
     size = slices[0][1] - slices[0][0]
     full = sum(1 for start, stop in slices if stop - start == size)
-    widths = params[0][0].shape[0] + sum(W.shape[1] for W, _ in params)
-    most = max(1, SCAN_BYTES // (size * widths * like.dtype.itemsize))
+    most = max(1, SCAN_BYTES // (size * (row_bytes + 4)))
     count = -(-full // most)
     length = -(-full // count)
     parts = [range(first, min(first + length, full)) for first in range(0, full, length)]
