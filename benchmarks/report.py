@@ -110,8 +110,10 @@ def fastest_backends(rows) -> list[str]:
     header = ["work", "device", "dtype", *(f"{name} (s)" for name in names), "fastest", "fastest/PyTorch"]
     return [
         "",
-        "Our engine on each backend, eager and compiled (fastest/PyTorch below 1 means our fastest beats "
-        "idiomatic PyTorch eager):",
+        (
+            "Our engine on each backend, eager and compiled (fastest/PyTorch below 1 means our fastest beats "
+            "idiomatic PyTorch eager):"
+        ),
         "",
         "| " + " | ".join(header) + " |",
         "|---|---|---|" + "---:|" * len(names) + "---|---:|",
