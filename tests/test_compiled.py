@@ -50,15 +50,14 @@ def mnist():
     return dataset.X_train, dataset.Y_train
 
 
-def run(xp, mnist, settings, *, compile, epochs=2, state=None):
-    """``fit`` of ``settings`` (``RUNS``) on the images in namespace ``xp``, from seed-0 weights or ``state``."""
+def run(xp, mnist, settings, *, compile):
+    """Two epochs of ``fit`` with ``settings`` (``RUNS``) on the images in namespace ``xp``, from seed-0 weights."""
     options = dict(settings)
     optimizer = options.pop("optimizer")
     X, Y = (backends.to_device(host, xp, "float32") for host in mnist)
-    if state is None:
-        params = nn.init_params(LAYERS, backends.standard_normal(backends.host_rng(0), xp, "float32"))
-        state = TrainState(params, optimizer.init(params))
-    return fit(state, X, Y, optimizer=optimizer, epochs=epochs, seed=0, compile=compile, **options)
+    params = nn.init_params(LAYERS, backends.standard_normal(backends.host_rng(0), xp, "float32"))
+    state = TrainState(params, optimizer.init(params))
+    return fit(state, X, Y, optimizer=optimizer, epochs=2, seed=0, compile=compile, **options)
 
 
 def host_params(state):
