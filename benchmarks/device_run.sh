@@ -3,6 +3,8 @@
 # on the GPU, each recipe on seeds 0, 1 and 2. It expects CuPy, PyTorch and pytest to be
 # installed; packages the machine lacks can come as wheels in .whl/ (array-api-compat and
 # array-api-strict, for instance), installed into /tmp/site without touching the system.
+# Where PyTorch sees the GPU, and JAX runs on it (jax[cuda12]), the benchmarks add our engine on
+# each, eager and compiled (CUDA graphs for PyTorch), and the keras recipe runs compiled on each.
 # Everything it prints is also kept in $OUT (default: device-out/).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +19,8 @@ workers=$(python3 -c "import xdist" 2>/dev/null && echo "-n 8" || echo "")
 
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tee "$out/gpu.txt"
 python3 -c "import cupy, numpy; print('CuPy', cupy.__version__, 'NumPy', numpy.__version__)" 2>&1 | tee -a "$out/gpu.txt"
+python3 -c "import torch; print('PyTorch', torch.__version__, 'CUDA', torch.cuda.is_available())" 2>&1 | tee -a "$out/gpu.txt"
+python3 -c "import jax; print('JAX', jax.__version__, 'on', jax.default_backend())" 2>&1 | tee -a "$out/gpu.txt"
 
 # shellcheck disable=SC2086
 python3 -m pytest -q -p no:cacheprovider $workers tests -k "cupy or gpu" 2>&1 | tee "$out/tests.log" | tail -15
@@ -32,3 +36,7 @@ for recipe in gpu fast keras; do
 done
 line=$(python3 -m mnist_xp.train --device gpu --recipe seed 2>&1 | grep "test accuracy")
 echo "seed: $line" | tee -a "$out/recipes.txt"
+for library in jax torch; do
+    line=$(python3 -m mnist_xp.train --backend "$library" --device gpu --compile --recipe keras 2>&1 | grep "test accuracy")
+    echo "keras on $library, compiled: $line" | tee -a "$out/recipes.txt"
+done

@@ -5,7 +5,9 @@
 
 Each row is one piece of work (a full-batch step, an Adam epoch at a batch size) on one device
 and dtype; the columns are median times and the ratios ours / floor, ours / Keras and
-ours / PyTorch (below 1 means ours is faster).
+ours / PyTorch (below 1 means ours is faster). A second table sets our engine on each backend
+(NumPy or CuPy, PyTorch and JAX, eager and compiled) side by side, names the fastest for each
+piece of work, and divides its time by idiomatic PyTorch's.
 """
 
 from __future__ import annotations
@@ -19,6 +21,14 @@ from .machine import describe, forced_coretype_warning
 
 PEERS = (("floor", "floor"), ("keras", "Keras"), ("torch", "PyTorch"))
 WORK_NAMES = {"step": "full-batch SGD step", "adam-epoch": "Adam epoch, batch {batch}"}
+BACKENDS = (
+    ("ours", "NumPy or CuPy"),
+    ("ours-torch", "PyTorch"),
+    ("ours-torch-compiled", "PyTorch compiled"),
+    ("ours-jax", "JAX"),
+    ("ours-jax-compiled", "JAX compiled"),
+)
+"""Our engine on each backend: the benchmarks' ``impl`` and the report's name for it."""
 
 
 def medians(run: dict) -> dict:
@@ -66,19 +76,49 @@ def render(run: dict) -> str:
     ]
     rows = sorted(medians(run).items(), key=lambda item: (item[0][0] != "step", item[0]))
     variants = []
+    backends = dict(BACKENDS)
     for (work, device, dtype, batch), times in rows:
         ours = times.get("ours")
         name = WORK_NAMES.get(work, work).format(batch=batch)
         cells = [name, device, dtype, seconds(ours), *(seconds(times.get(impl)) for impl, _ in PEERS)]
         cells += [ratio(ours, times.get(impl)) for impl, _ in PEERS]
         lines.append("| " + " | ".join(cells) + " |")
-        for impl in sorted(impl for impl in times if impl.startswith("ours-")):
+        for impl in sorted(impl for impl in times if impl.startswith("ours-") and impl not in backends):
             cells = [name, device, dtype, impl.removeprefix("ours-"), seconds(times[impl]), ratio(ours, times[impl])]
             variants.append("| " + " | ".join(cells) + " |")
     if variants:
         lines += ["", "Our step against its own variants (ours/variant below 1 means the step as shipped is faster):", ""]
         lines += ["| work | device | dtype | variant | variant (s) | ours/variant |", "|---|---|---|---|---:|---:|", *variants]
-    return "\n".join(lines)
+    return "\n".join(lines + fastest_backends(rows))
+
+
+def fastest_backends(rows) -> list[str]:
+    """The table of our engine on each backend, for the pieces of work run on more than one; [] if there are none."""
+    names = [name for _, name in BACKENDS]
+    table = []
+    for (work, device, dtype, batch), times in rows:
+        ours = {name: times[impl] for impl, name in BACKENDS if impl in times}
+        if len(ours) < 2:
+            continue
+        fastest = min(ours, key=ours.get)
+        cells = [WORK_NAMES.get(work, work).format(batch=batch), device, dtype]
+        cells += [seconds(ours.get(name)) for name in names]
+        cells += [fastest, ratio(ours[fastest], times.get("torch"))]
+        table.append("| " + " | ".join(cells) + " |")
+    if not table:
+        return []
+    header = ["work", "device", "dtype", *(f"{name} (s)" for name in names), "fastest", "fastest/PyTorch"]
+    return [
+        "",
+        (
+            "Our engine on each backend, eager and compiled (fastest/PyTorch below 1 means our fastest beats "
+            "idiomatic PyTorch eager):"
+        ),
+        "",
+        "| " + " | ".join(header) + " |",
+        "|---|---|---|" + "---:|" * len(names) + "---|---:|",
+        *table,
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

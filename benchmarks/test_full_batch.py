@@ -1,8 +1,9 @@
 """One full-batch training step on all 60,000 training images, and its parts, against the peers.
 
-``ours`` is ``training.train_step`` on ``training.compact_inputs`` (what ``fit`` runs);
+``ours`` is ``loop.train_step`` on ``loop.compact_inputs`` (what ``fit`` runs);
 ``ours-plain`` the same step on the inputs as loaded; ``floor`` only the five matrix products
-a step cannot avoid, on the inputs as loaded, with the same library.
+a step cannot avoid, on the inputs as loaded, with the same library; ``ours-torch`` and ``ours-jax``
+our step on PyTorch tensors and JAX arrays, eager and compiled.
 """
 
 from __future__ import annotations
@@ -10,14 +11,18 @@ from __future__ import annotations
 import pytest
 
 from mnist_xp import backend, nn
-from mnist_xp.loop import CompactInputs, TrainState, compact_inputs, train_step
+from mnist_xp.loop import CompactInputs, TrainState, compact_inputs, compiled_train_step, scanned_epoch, train_step
 from mnist_xp.optim import sgd
+from mnist_xp.schedules import constant
 
 from .peers import keras_model, torch_model, torch_synchronized
 from .workload import (
     LAYERS,
+    LIBRARIES,
+    SEED,
     SGD_LR,
     backward_flop,
+    engine,
     floor_products,
     forward_flop,
     host_params,
@@ -72,6 +77,33 @@ def test_step(benchmark, device, dtype, compact, train_limit):
     benchmark.pedantic(synchronized(lambda: train_step(state, inputs, Y, optimizer, SGD_LR), X), **ROUNDS)
     impl = "ours" if compact else "ours-plain"
     record(benchmark, impl=impl, work="step", device=device, dtype=dtype, samples=X.shape[0], flop=step_flop(X.shape[0]))
+
+
+@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_step_on_other_libraries(benchmark, device, library, compile, train_limit):
+    """``ours-torch`` and ``ours-jax``, float32: the step that ``fit`` runs on PyTorch tensors and JAX arrays, eager
+    and compiled (a ``torch.compile``'d update; on JAX an epoch of one step, one program)."""
+    to_xp, wait = engine(library, device)[1:]
+    X, Y = (to_xp(host) for host in mnist("cpu", "float32", train_limit)[:2])
+    params = [(to_xp(W), to_xp(b)) for W, b in host_params("float32")]
+    optimizer = sgd()
+    state = TrainState(params, optimizer.init(params))
+    inputs = compact_inputs(X)
+    step = compiled_train_step(optimizer, "relu", 0.0, X) if compile and library == "torch" else train_step
+    settings = {"optimizer": optimizer, "schedule": constant(SGD_LR), "activation": "relu", "seed": SEED, "epoch": 1}
+    settings |= {"shuffle": False, "dropout": 0.0, "input_dropout": 0.0, "l2": 0.0, "shift": 0}
+
+    def timed():
+        if compile and library == "jax":
+            scanned_epoch(state, inputs, Y, [(0, X.shape[0])], **settings)
+        else:
+            step(state, inputs, Y, optimizer, SGD_LR)
+        wait(state.params)
+
+    benchmark.pedantic(timed, **ROUNDS)
+    impl = f"ours-{library}" + ("-compiled" if compile else "")
+    record(benchmark, impl=impl, work="step", device=device, dtype="float32", samples=X.shape[0], flop=step_flop(X.shape[0]))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

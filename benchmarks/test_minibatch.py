@@ -4,7 +4,9 @@
 without the backend's single-pass kernel); Keras runs ``fit`` for one epoch; PyTorch
 an eager loop with ``torch.optim.Adam`` set to Keras's epsilon. Each library shuffles its
 own way; the work (one forward, backward and update per batch) is the same. Ours and PyTorch
-also run on the GPU where there is one (Keras only on the CPU).
+also run on the GPU where there is one (Keras only on the CPU). ``ours-torch`` and ``ours-jax``
+are our engine on PyTorch tensors and JAX arrays, eager and compiled (``-compiled``: ``fit``
+with ``compile=True``, timed after a first epoch that compiles).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from mnist_xp.loop import TrainState, epoch_order, fit
 from mnist_xp.optim import adam
 
 from .peers import keras_model, torch_model, torch_synchronized
-from .workload import ADAM_LR, BATCH_SIZES, SEED, host_params, mnist, record, step_flop
+from .workload import ADAM_LR, BATCH_SIZES, LIBRARIES, SEED, engine, host_params, mnist, record, step_flop
 
 DTYPE = "float32"
 ROUNDS = dict(rounds=2, warmup_rounds=0)
@@ -43,6 +45,26 @@ def test_ours_adam_epoch(benchmark, device, batch_size, fused, train_limit):
 
     benchmark.pedantic(one_epoch, **ROUNDS)
     record_epoch(benchmark, "ours" if fused else "ours-unfused", device, X.shape[0], batch_size)
+
+
+@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
+@pytest.mark.parametrize("library", LIBRARIES)
+@pytest.mark.parametrize("batch_size", BATCH_SIZES)
+def test_ours_adam_epoch_on_other_libraries(benchmark, device, batch_size, library, compile, train_limit):
+    if train_limit is not None and batch_size != max(BATCH_SIZES):
+        pytest.skip("untimed, one batch size runs every line (and compiles once)")
+    to_xp = engine(library, device).to_xp
+    X, Y = (to_xp(host) for host in mnist("cpu", DTYPE, train_limit)[:2])
+    params = [(to_xp(W), to_xp(b)) for W, b in host_params(DTYPE)]
+    optimizer = adam()
+    state = TrainState(params, optimizer.init(params))
+
+    def one_epoch():
+        fit(state, X, Y, optimizer=optimizer, learning_rate=ADAM_LR, epochs=state.epoch + 1, batch_size=batch_size, seed=SEED, compile=compile)
+
+    benchmark.pedantic(one_epoch, rounds=2, warmup_rounds=1 if compile else 0)
+    impl = f"ours-{library}" + ("-compiled" if compile else "")
+    record_epoch(benchmark, impl, device, X.shape[0], batch_size)
 
 
 @pytest.mark.parametrize("batch_size", BATCH_SIZES)

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 from functools import lru_cache
+from typing import Callable, NamedTuple
+
+import pytest
+from array_api_compat import array_namespace
 
 from mnist_xp import DEFAULT, backend, load_mnist, nn
 from mnist_xp.optim import sgd
 from mnist_xp.pipeline import initial_state
 
 LAYERS = (784, 128, 10)
+LIBRARIES = ("torch", "jax")
+"""The libraries our engine also runs on, beside NumPy and CuPy, eager and compiled."""
 BATCH_SIZES = (32, 128)
 ADAM_LR = 1e-3
 SGD_LR = 0.1
@@ -70,3 +76,28 @@ def floor_products(X, Y, params):
         return X.T @ dZ1
 
     return products
+
+
+class Engine(NamedTuple):
+    """Our engine on another library: its namespace, a copier of host arrays into it, and ``wait(arrays)``,
+    which returns once the work queued for ``arrays`` is done."""
+
+    xp: object
+    to_xp: Callable
+    wait: Callable
+
+
+def engine(library: str, device: str) -> Engine:
+    """Our engine on ``library`` ('torch' or 'jax') on ``device``. Skips where the library is missing or,
+    on 'gpu', sees no GPU (JAX: where its default device is not one)."""
+    if library == "torch":
+        torch = pytest.importorskip("torch", reason="PyTorch is not installed: pip install 'mnist-xp[bench]'")
+        if device == "gpu" and not torch.cuda.is_available():
+            pytest.skip("this PyTorch sees no CUDA GPU")
+        target = "cuda" if device == "gpu" else "cpu"
+        wait = (lambda arrays: torch.cuda.synchronize()) if device == "gpu" else (lambda arrays: None)
+        return Engine(array_namespace(torch.zeros(1)), lambda host: torch.asarray(host, device=target), wait)
+    jax = pytest.importorskip("jax", reason="JAX is not installed")
+    if (device == "gpu") != (jax.default_backend() == "gpu"):
+        pytest.skip(f"JAX runs on its {jax.default_backend()} here")
+    return Engine(array_namespace(jax.numpy.zeros(1)), jax.numpy.asarray, jax.block_until_ready)

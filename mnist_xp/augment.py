@@ -7,10 +7,11 @@ where the strokes sit in the frame and more of their shapes.
 
 from __future__ import annotations
 
-from array_api_compat import array_namespace
+from array_api_compat import array_namespace, device
 
 from .backend import host_generator
 from .data import IMAGE_SHAPE
+from .values import is_whole_number
 
 
 def batch_offsets(seed: int, epoch: int, batches: int, most: int) -> list[tuple[int, int]]:
@@ -19,15 +20,21 @@ def batch_offsets(seed: int, epoch: int, batches: int, most: int) -> list[tuple[
     return [(int(down), int(right)) for down, right in draws]
 
 
-def shift_images(X, down: int, right: int, shape: tuple[int, int] = IMAGE_SHAPE):
-    """Flattened images ``X`` moved ``down`` and ``right`` pixels (negative: up, left); uncovered pixels are 0."""
-    if not down and not right:
+def shift_images(X, down, right, shape: tuple[int, int] = IMAGE_SHAPE):
+    """Flattened images ``X`` moved ``down`` and ``right`` pixels (negative: up, left); uncovered pixels are 0.
+
+    The offsets are integers or 0-d integer arrays, traced ones included (inside a compiled
+    epoch): the images are rolled and the pixels that wrapped around are zeroed, with no
+    assignment into an array, which some libraries (JAX) do not allow.
+    """
+    if is_whole_number(down) and is_whole_number(right) and not down and not right:
         return X
     xp = array_namespace(X)
     rows, cols = shape
     images = xp.reshape(X, (X.shape[0], rows, cols))
-    moved = xp.zeros_like(images)
-    moved[:, max(down, 0) : rows + min(down, 0), max(right, 0) : cols + min(right, 0)] = images[
-        :, max(-down, 0) : rows - max(down, 0), max(-right, 0) : cols - max(right, 0)
-    ]
+    rolled = xp.roll(images, shift=(down, right), axis=(1, 2))
+    row = xp.reshape(xp.arange(rows, device=device(X)), (rows, 1))
+    col = xp.reshape(xp.arange(cols, device=device(X)), (1, cols))
+    covered = (row >= down) & (row < rows + down) & (col >= right) & (col < cols + right)
+    moved = xp.where(covered, rolled, xp.zeros((), dtype=X.dtype, device=device(X)))
     return xp.reshape(moved, X.shape)

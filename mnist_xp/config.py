@@ -17,7 +17,7 @@ from . import nn, schedules
 from .backend import DTYPES
 from .errors import MnistXpError, SettingError, UsageError
 from .npzio import write_atomically
-from .values import is_real_number, is_whole_number
+from .values import is_real_number, is_whole_number, plain_number
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
 ADAMW_WEIGHT_DECAY = 0.004
@@ -141,9 +141,9 @@ class TrainConfig:
             if isinstance(value, list):  # JSON and users give lists; a frozen config keeps tuples
                 object.__setattr__(self, item.name, value := tuple(value))
             if isinstance(value, tuple):
-                object.__setattr__(self, item.name, value := tuple(map(_plain, value)))
+                object.__setattr__(self, item.name, value := tuple(map(plain_number, value)))
             else:
-                object.__setattr__(self, item.name, value := _plain(value))
+                object.__setattr__(self, item.name, value := plain_number(value))
             complaint = complaint_about(item.metadata["kind"], value)
             if complaint is not None:
                 raise SettingError(item.name, f"{value!r} {complaint}")
@@ -169,15 +169,6 @@ class TrainConfig:
         if unknown:
             raise SettingError(unknown[0], "is not a training setting")
         return cls(**settings)
-
-
-def _plain(value):
-    """NumPy's whole and real numbers as Python's ``int`` and ``float`` (settings are written as JSON); others as they are."""
-    if is_whole_number(value):
-        return int(value)
-    if is_real_number(value):
-        return float(value)
-    return value
 
 
 def value_text(value) -> str:

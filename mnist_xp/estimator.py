@@ -30,7 +30,7 @@ from .data import Dataset, one_hot
 from .errors import DivergenceError
 from .metrics import class_probabilities
 from .pipeline import make_optimizer, train
-from .values import dtype_name, is_real_number, is_whole_number
+from .values import dtype_name, is_real_number, is_whole_number, plain_number
 
 ACTIVATIONS = {activation.sklearn_name or name: name for name, activation in nn.ACTIVATIONS.items()}
 """The estimator's activation names (scikit-learn's, else the engine's) and the engine's names for them."""
@@ -302,25 +302,25 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             _refuse("n_iter_no_change", self.n_iter_no_change, "must be a whole number >= 1")
         if not is_real_number(self.validation_fraction) or not 0 < self.validation_fraction < 1:
             _refuse("validation_fraction", self.validation_fraction, "must be a number above 0 and below 1")
-        momentum = _plain(self.momentum)
+        momentum = plain_number(self.momentum)
         if self.solver == "sgd":
             optimizer = "sgd" if momentum == 0 else "nesterov" if self.nesterovs_momentum else "momentum"
         else:
             optimizer = self.solver
-        batch_size = AUTO_BATCH if _same(self.batch_size, "auto") else _plain(self.batch_size)
+        batch_size = AUTO_BATCH if _same(self.batch_size, "auto") else plain_number(self.batch_size)
         settings = {
             "hidden": _layers(self.hidden_layer_sizes),
             "activation": ACTIVATIONS[self.activation],
             "optimizer": optimizer,
-            "lr": _plain(self.learning_rate_init),
-            "epochs": _plain(self.max_iter),
+            "lr": plain_number(self.learning_rate_init),
+            "epochs": plain_number(self.max_iter),
             "batch_size": batch_size,
             "dtype": self.dtype,
             "seed": self._seed(),
             "momentum": momentum,
-            "l2": _plain(self.alpha),
-            "dropout": _plain(self.dropout),
-            "label_smoothing": _plain(self.label_smoothing),
+            "l2": plain_number(self.alpha),
+            "dropout": plain_number(self.dropout),
+            "label_smoothing": plain_number(self.label_smoothing),
         }
         try:
             config = TrainConfig(**settings)
@@ -390,19 +390,10 @@ def _same(value, word: str) -> bool:
     return isinstance(value, str) and value == word
 
 
-def _plain(value):
-    """NumPy scalars as Python ints and floats (TrainConfig checks Python types); anything else as it is."""
-    if is_whole_number(value):
-        return int(value)
-    if is_real_number(value):
-        return float(value)
-    return value
-
-
 def _layers(value):
     """``hidden_layer_sizes`` as a tuple: one int is one layer; anything that is not a sequence is left for TrainConfig to refuse."""
     if is_whole_number(value):
         return (int(value),)
     if isinstance(value, (list, tuple, np.ndarray)):
-        return tuple(_plain(size) for size in value)
+        return tuple(plain_number(size) for size in value)
     return value

@@ -3,11 +3,13 @@
 It works on whatever namespace the data lives in. Everything a run needs to continue is in
 a ``TrainState``; each epoch's batch order comes from a generator seeded with ``(seed,
 epoch)``, so a run resumed from any epoch sees the same batches as one never stopped.
+With ``compile``, the same steps run compiled (``compiled``): on JAX a whole epoch is one program.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -15,7 +17,7 @@ from typing import Callable
 import numpy as np
 from array_api_compat import array_namespace, device
 
-from . import augment, nn
+from . import augment, compiled, nn
 from .backend import (
     host_generator,
     keep_freed_memory,
@@ -158,6 +160,40 @@ def compact_inputs(X) -> CompactInputs:
     return CompactInputs(xp.take(X, columns, axis=1), columns, gradient_rows)
 
 
+def update(
+    params,
+    opt_state,
+    inputs: CompactInputs,
+    Y,
+    optimizer,
+    learning_rate,
+    activation: str = "relu",
+    dropout: nn.Dropout | None = None,
+    l2: float = 0.0,
+):
+    """One update on one batch: the new parameters and optimizer state, and the batch loss (still on the device).
+
+    With compacted inputs the first layer works on the kept rows of its weights; the gradient
+    rows of the dropped inputs are exactly zero and are filled in as such. The L2 term is
+    added afterwards on the whole weights, since it does not vanish on the dropped rows.
+    A large NumPy batch is computed in blocks of rows side by side (``backend.row_blocks``).
+    Nothing is changed in place, so the update can also be traced into a compiled program.
+    """
+    used = params
+    if inputs.columns is not None:
+        W, b = params[0]
+        used = [(inputs.first_layer(W), b), *params[1:]]
+    blocks = row_blocks(inputs.X, inputs.X.shape[0])
+    loss, grads = nn.loss_and_grads_in_blocks(used, inputs.X, Y, blocks, map_blocks, activation, dropout)
+    if inputs.columns is not None:
+        grads[0] = (inputs.full_gradient(grads[0][0]), grads[0][1])
+    if l2:
+        loss = loss + nn.l2_penalty(params, l2)
+        grads = nn.add_l2_gradient(grads, params, l2)
+    params, opt_state = optimizer.update(params, grads, opt_state, learning_rate)
+    return params, opt_state, loss
+
+
 def train_step(
     state: TrainState,
     inputs: CompactInputs,
@@ -168,41 +204,47 @@ def train_step(
     dropout: nn.Dropout | None = None,
     l2: float = 0.0,
 ):
-    """One update on one batch; returns the batch loss (still on the device).
-
-    With compacted inputs the first layer works on the kept rows of its weights; the gradient
-    rows of the dropped inputs are exactly zero and are filled in as such. The L2 term is
-    added afterwards on the whole weights, since it does not vanish on the dropped rows.
-    A large NumPy batch is computed in blocks of rows side by side (``backend.row_blocks``).
-    """
-    params = state.params
-    if inputs.columns is not None:
-        W, b = params[0]
-        params = [(inputs.first_layer(W), b), *params[1:]]
-    blocks = row_blocks(inputs.X, inputs.X.shape[0])
-    loss, grads = nn.loss_and_grads_in_blocks(params, inputs.X, Y, blocks, map_blocks, activation, dropout)
-    if inputs.columns is not None:
-        grads[0] = (inputs.full_gradient(grads[0][0]), grads[0][1])
-    if l2:
-        loss = loss + nn.l2_penalty(state.params, l2)
-        grads = nn.add_l2_gradient(grads, state.params, l2)
-    state.params, state.opt_state = optimizer.update(state.params, grads, state.opt_state, learning_rate)
+    """One ``update`` of ``state`` on one batch; returns the batch loss (still on the device)."""
+    state.params, state.opt_state, loss = update(
+        state.params, state.opt_state, inputs, Y, optimizer, learning_rate, activation, dropout, l2
+    )
     state.step += 1
     return loss
 
 
+def compiled_train_step(optimizer, activation: str, l2: float, like):
+    """``train_step`` with its ``update`` compiled (``compiled.compile_step``), for arrays like ``like``.
+
+    It is called as ``train_step`` is, but runs the optimizer, activation and L2 it was made with.
+    The rate goes in as a 0-d array, so that a schedule's new rate each step compiles nothing anew.
+    """
+    fast = compiled.compile_step(functools.partial(update, optimizer=optimizer, activation=activation, l2=l2), like)
+    xp = array_namespace(like)
+
+    def step(state, inputs, Y, _optimizer, learning_rate, _activation="relu", dropout=None, _l2=0.0):
+        rate = xp.asarray(learning_rate, dtype=like.dtype, device=device(like))
+        state.params, state.opt_state, loss = fast(
+            state.params, state.opt_state, inputs, Y, learning_rate=rate, dropout=dropout
+        )
+        state.step += 1
+        return loss
+
+    return step
+
+
 def batch_dropout(
-    params, rows: int, rate: float, seed: int, epoch: int, batch: int, dtype: str, input_rate: float = 0.0
+    params, rows: int, rate: float, seed: int, epoch: int, batch: int, dtype: str, input_rate: float = 0.0, xp=None
 ):
     """Dropout masks for batch ``batch`` of ``epoch``: a pure function of (seed, epoch, batch), as the batch order is.
 
     ``rate`` applies to the hidden layers, ``input_rate`` to the input pixels. None when neither
-    applies (both 0, or only hidden dropout and the network has no hidden layer).
+    applies (both 0, or only hidden dropout and the network has no hidden layer). The masks are
+    arrays of namespace ``xp`` (by default the parameters').
     """
     hidden_rate = rate if len(params) > 1 else 0.0
     if not hidden_rate and not input_rate:
         return None
-    uniform = uniform_sampler(params[0][0], "dropout", seed, epoch, batch)
+    uniform = uniform_sampler(xp or params[0][0], "dropout", seed, epoch, batch)
     hidden_draws = [uniform((rows, W.shape[1]), dtype) for W, _ in params[:-1]] if hidden_rate else []
     masks = nn.dropout_masks(hidden_draws, hidden_rate)
     if input_rate:
@@ -215,6 +257,104 @@ def shifted(inputs: CompactInputs, offsets, batch: int) -> CompactInputs:
     if offsets is None:
         return inputs
     return CompactInputs(augment.shift_images(inputs.X, *offsets[batch]), None)
+
+
+HOST = array_namespace(np.empty(0))
+"""The host's namespace (NumPy), where a compiled epoch draws its masks before it starts."""
+
+SCAN_BYTES = 64 * 2**20
+"""A compiled epoch takes its batches' host-made arrays (dropout masks above all) in parts of about this size."""
+
+
+@dataclass(frozen=True)
+class StepSettings:
+    """What every step of a compiled epoch shares, fixed for its program: the update rule, the hidden
+    layers' activation, L2, the rate the hidden dropout masks carry and the training set's size."""
+
+    optimizer: object
+    activation: str
+    l2: float
+    dropout: float
+    samples: int
+
+
+def scanned_step(settings: StepSettings, carry, batch, data):
+    """One step of a compiled epoch: ``update`` of ``carry`` (parameters, optimizer state, the epoch's
+    loss so far) on ``batch`` (its rows, rate, dropout masks and shift; each None where unused) of ``data``."""
+    params, opt_state, total = carry
+    rows, rate, masks, offset = batch
+    inputs, Y = CompactInputs(*data[:3]), data[3]
+    if rows is not None:
+        inputs, Y = inputs.take(rows), nn.namespace_of(Y).take(Y, rows, axis=0)
+    if offset is not None:
+        inputs = CompactInputs(augment.shift_images(inputs.X, offset[0], offset[1]), None)
+    dropout = None if masks is None else nn.Dropout(settings.dropout, *masks)
+    params, opt_state, loss = update(
+        params, opt_state, inputs, Y, settings.optimizer, rate, settings.activation, dropout, settings.l2
+    )
+    return params, opt_state, total + loss * (Y.shape[0] / settings.samples)
+
+
+def scanned_epoch(
+    state: TrainState, inputs: CompactInputs, Y, slices, *, optimizer, schedule, activation, seed, epoch,
+    shuffle: bool, dropout: float, input_dropout: float, l2: float, shift: int,
+):  # fmt: skip
+    """One epoch as a compiled program (``compiled.scan``); returns its loss, as ``fit``'s eager loop does.
+
+    The host works out what is random or scheduled first, exactly as the eager loop does it:
+    the batch order, each batch's dropout masks (drawn on the host as for namespaces that have
+    no generator of their own), shifts and rates. The batches of full size go through one
+    program in parts of at most ``SCAN_BYTES`` of such arrays; the last, smaller batch through
+    another. ``state.opt_state`` holds arrays where it would hold numbers (``compiled.numbers_as_arrays``).
+    """
+    xp = array_namespace(Y)
+    like = state.params[0][0]
+    n, dtype = Y.shape[0], dtype_name(like)
+    order = epoch_order(seed, epoch, n) if shuffle else None
+    offsets = augment.batch_offsets(seed, epoch, len(slices), shift) if shift else None
+    data = (inputs.X, inputs.columns, inputs.gradient_rows, Y)
+    carry = (state.params, state.opt_state, xp.zeros((), dtype=like.dtype, device=device(like)))
+    mask_widths = (input_dropout > 0) * like.shape[0] + (dropout > 0) * sum(W.shape[1] for W, _ in state.params[:-1])
+    for part in _scan_parts(slices, mask_widths * like.dtype.itemsize):
+        bounds = [slices[batch] for batch in part]
+        drawn = [
+            batch_dropout(state.params, stop - start, dropout, seed, epoch, batch, dtype, input_dropout, HOST)
+            for batch, (start, stop) in zip(part, bounds)
+        ]
+        masks = None
+        if drawn[0] is not None:
+            hidden = [np.stack(layer) for layer in zip(*(masks.masks for masks in drawn))]
+            masks = (hidden, None if drawn[0].input_mask is None else np.stack([d.input_mask for d in drawn]))
+        batch = (
+            None if order is None else np.stack([order[start:stop] for start, stop in bounds]).astype(np.int32),
+            np.asarray([schedule(state.step + batch) for batch in part], dtype=dtype),
+            masks,
+            None if offsets is None else np.asarray([offsets[batch] for batch in part], dtype=np.int32),
+        )
+        settings = StepSettings(optimizer, activation, l2, 0.0 if drawn[0] is None else drawn[0].rate, n)
+        carry = compiled.scan(scanned_step, settings, carry, _on_device(batch, xp), data)
+    state.params, state.opt_state, total = carry
+    state.step += len(slices)
+    return total
+
+
+def _scan_parts(slices, row_bytes: int) -> list[range]:
+    """The epoch's batches in parts for ``scanned_epoch``: runs of equal size, each of at most ``SCAN_BYTES``
+    of host-made arrays, at ``row_bytes`` of masks a sample besides its row number (4 bytes)."""
+    size = slices[0][1] - slices[0][0]
+    full = sum(1 for start, stop in slices if stop - start == size)
+    most = max(1, SCAN_BYTES // (size * (row_bytes + 4)))
+    count = -(-full // most)
+    length = -(-full // count)
+    parts = [range(first, min(first + length, full)) for first in range(0, full, length)]
+    return parts + ([range(full, len(slices))] if full < len(slices) else [])
+
+
+def _on_device(tree, xp):
+    """Host arrays in nested lists and tuples copied into ``xp``; None stays None."""
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_on_device(item, xp) for item in tree)
+    return None if tree is None else to_device(tree, xp)
 
 
 def fit(
@@ -234,6 +374,7 @@ def fit(
     l2: float = 0.0,
     label_smoothing: float = 0.0,
     shift: int = 0,
+    compile: bool = False,
 ) -> TrainState:
     """Train from ``state`` until ``epochs`` epochs are done (or ``on_epoch`` returns True).
 
@@ -247,9 +388,13 @@ def fit(
     loss is measured against them.
     ``shift`` > 0 moves each batch by its own random offset of up to ``shift`` pixels each way
     (``augment.shift_images``; offsets drawn per epoch from (seed, epoch)).
+    ``compile`` runs the same steps compiled (``compiled.kind``): on JAX each epoch as one program,
+    on PyTorch each step through ``torch.compile``; elsewhere it is a ``SettingError``. The batches,
+    masks and rates are the eager run's, and so are the results, to float32 rounding.
     Training sets the process's malloc to keep freed memory (``backend.keep_freed_memory``).
     """
     xp = array_namespace(X, Y)
+    compiling = compiled.kind(xp) if compile else None
     keep_freed_memory()
     if label_smoothing:
         Y = nn.smooth_labels(Y, label_smoothing)
@@ -261,15 +406,26 @@ def fit(
     # the first layer's weights cost more than the skipped columns save.
     # Input-dropout masks and shifts need all the columns, so with them the inputs stay whole.
     inputs = compact_inputs(X) if full_batch and not input_dropout and not shift else CompactInputs(X, None)
+    step = train_step
+    if compiling == compiled.STEP:
+        step = compiled_train_step(optimizer, activation, l2, state.params[0][0])
     while state.epoch < epochs:
         epoch = state.epoch + 1
         started = time.perf_counter()
         rate = schedule(state.step)
         slices = batch_slices(n, None if full_batch else batch_size)
         offsets = augment.batch_offsets(seed, epoch, len(slices), shift) if shift else None
-        if full_batch:
+        numbers = state.opt_state
+        if compiling is not None:
+            state.opt_state = compiled.numbers_as_arrays(numbers, state.params[0][0])
+        if compiling == compiled.SCAN:
+            total = scanned_epoch(
+                state, inputs, Y, slices, optimizer=optimizer, schedule=schedule, activation=activation, seed=seed,
+                epoch=epoch, shuffle=not full_batch, dropout=dropout, input_dropout=input_dropout, l2=l2, shift=shift,
+            )  # fmt: skip
+        elif full_batch:
             masks = batch_dropout(state.params, n, dropout, seed, epoch, 0, dtype, input_dropout)
-            total = train_step(state, shifted(inputs, offsets, 0), Y, optimizer, rate, activation, masks, l2)
+            total = step(state, shifted(inputs, offsets, 0), Y, optimizer, rate, activation, masks, l2)
         else:
             order = to_device(epoch_order(seed, epoch, n), X)
             total = 0.0
@@ -279,10 +435,10 @@ def fit(
                     masks = batch_dropout(state.params, stop - start, dropout, seed, epoch, batch, dtype, input_dropout)
                     Y_rows = xp.take(Y, rows, axis=0)
                     batch_inputs = shifted(inputs.take(rows), offsets, batch)
-                    loss = train_step(
-                        state, batch_inputs, Y_rows, optimizer, schedule(state.step), activation, masks, l2
-                    )
+                    loss = step(state, batch_inputs, Y_rows, optimizer, schedule(state.step), activation, masks, l2)
                     total = total + loss * ((stop - start) / n)
+        if compiling is not None:
+            state.opt_state = compiled.numbers_back(state.opt_state, numbers)
         synchronize(state.params[0][0])
         result = EpochResult(epoch, float(total), time.perf_counter() - started, rate)
         state.epoch = epoch

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 from array_api_compat import array_namespace
 
 from . import checkpoint as checkpoints
-from . import guard, nn, resume, schedules
+from . import compiled, guard, nn, resume, schedules
 from .backend import fused_kernels, host_rng, place_of, standard_normal
 from .callbacks import (
     Callback,
@@ -78,7 +78,15 @@ def initial_state(config: TrainConfig, layer_sizes: list[int], where, optimizer:
 
 
 def fit_config(
-    config: TrainConfig, state: TrainState, X, Y, *, optimizer: Optimizer, epochs: int | None = None, on_epoch=None
+    config: TrainConfig,
+    state: TrainState,
+    X,
+    Y,
+    *,
+    optimizer: Optimizer,
+    epochs: int | None = None,
+    on_epoch=None,
+    compile: bool = False,
 ) -> TrainState:
     """``loop.fit`` from ``state`` with every setting of ``config``, until ``epochs`` (default ``config.epochs``)."""
     batch = None if config.full_batch else config.batch_size
@@ -98,6 +106,7 @@ def fit_config(
         l2=config.l2,
         label_smoothing=config.label_smoothing,
         shift=config.shift,
+        compile=compile,
     )
 
 
@@ -161,6 +170,7 @@ def train(
     resume_from: checkpoints.Checkpoint | Path | str | None = None,
     validation: Dataset | None = None,
     state: TrainState | None = None,
+    compile: bool | None = None,
 ) -> TrainResult:
     """Train a network as ``config`` (or the recipe of that name; by default ``DEFAULT``) says, and test it.
 
@@ -183,6 +193,9 @@ def train(
     interrupt or divergence), and ``resume_from`` continues a checkpointed run on the data it was made
     on: then only ``epochs`` and ``lr`` may differ from it. ``state`` starts from given weights and
     optimizer state instead of fresh ones (a warm start).
+
+    ``compile`` runs the training compiled (``loop.fit``); None compiles where it pays
+    (``compiled.wanted``: on JAX).
     """
     config = recipe(config) if isinstance(config, str) else config
     resumed = None
@@ -206,6 +219,7 @@ def train(
     xp = array_namespace(data.X_train)
     layer_sizes = [data.X_train.shape[1], *config.hidden, data.Y_train.shape[1]]
     optimizer = make_optimizer(config, xp)
+    compile = compiled.wanted(compile, xp)
     if resumed is not None:
         resume.check_steps(resumed.checkpoint, data.X_train.shape[0], None if config.full_batch else config.batch_size)
         state = checkpoints.restore(resumed.checkpoint, data.X_train, optimizer, layer_sizes, config.dtype)
@@ -243,7 +257,9 @@ def train(
         callback.on_train_begin(run)
     try:
         with guard.float_warnings_off():
-            fit_config(config, state, data.X_train, data.Y_train, optimizer=optimizer, on_epoch=each_epoch)
+            fit_config(
+                config, state, data.X_train, data.Y_train, optimizer=optimizer, on_epoch=each_epoch, compile=compile
+            )
     except (guard.Interrupted, KeyboardInterrupt, DivergenceError) as stop:
         stop.saved = None if keeper is None else keeper.save()  # the last finished epoch, for the caller to report
         stop.path = None if keeper is None else keeper.path

@@ -25,6 +25,15 @@ def is_finite_number(value) -> bool:
     return is_real_number(value) and math.isfinite(value)
 
 
+def plain_number(value):
+    """NumPy's whole and real numbers as Python's ``int`` and ``float`` (as JSON writes them); others as they are."""
+    if is_whole_number(value):
+        return int(value)
+    if is_real_number(value):
+        return float(value)
+    return value
+
+
 def dtype_name(value) -> str:
     """The plain name of an array's (or a dtype's) float type in any library: ``float32``, ``float64``."""
     return str(getattr(value, "dtype", value)).split(".")[-1]

@@ -90,7 +90,7 @@ BAD_SETTINGS = BAD_VALUES + BAD_LISTS_AND_CHOICES
 """Every (setting, value, complaint) that ``TrainConfig`` refuses as "setting: value complaint"."""
 
 BAD_COMBINATIONS = [
-    ({"patience": 3}, "patience", "needs a validation split: set val (--val N)"),
+    ({"patience": 3}, "patience", "needs a validation split: set val"),
     (
         {"optimizer": "adam", "weight_decay": 0.1},
         "weight_decay",
@@ -98,6 +98,8 @@ BAD_COMBINATIONS = [
     ),
 ]
 """(settings, setting, complaint): values each valid alone, refused together, the complaint naming ``setting``."""
+MENTIONED_OPTIONS = {"patience": " (--val N)"}
+"""What the command adds to a combination's complaint: the option that the library's message names as a setting."""
 
 
 def option(setting: str) -> str:
@@ -117,7 +119,8 @@ BAD_OPTIONS = [
         ([option(name), option_text(value)], f"argument {option(name)}: '{option_text(value)}' {complaint}")
         for name, value, complaint in BAD_VALUES
     ),
-    *((_combination_argv(settings), f"argument {option(name)}: {complaint}") for settings, name, complaint in BAD_COMBINATIONS),
+    *((_combination_argv(settings), f"argument {option(name)}: {complaint}{MENTIONED_OPTIONS.get(name, '')}")
+      for settings, name, complaint in BAD_COMBINATIONS),
     (["--lr", "fast"], "argument --lr: 'fast' is not a number"),
     (["--hidden", "128,0"], "argument --hidden: '0' must be positive"),
     (["--hidden", "128,x"], "argument --hidden: 'x' is not a whole number"),

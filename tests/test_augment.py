@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from array_api_compat import array_namespace
 from small_model import first_weights_after_fit
 
 from mnist_xp import augment
@@ -33,6 +34,46 @@ def test_a_shifted_mnist_digit_is_the_same_digit_moved(backend):
     moved = backend.to_numpy(augment.shift_images(backend.asarray(digit.reshape(1, 784)), -2, 3)).reshape(28, 28)
     assert moved.sum() == digit.sum()
     np.testing.assert_array_equal(np.argwhere(moved), np.argwhere(digit) + [-2, 3])
+
+
+def moved_by_assignment(images, down: int, right: int):
+    """``images`` (n, rows, cols) moved as a slice assignment moves them: the reference for ``shift_images``."""
+    _, rows, cols = images.shape
+    moved = np.zeros_like(images)
+    moved[:, max(down, 0) : rows + min(down, 0), max(right, 0) : cols + min(right, 0)] = images[
+        :, max(-down, 0) : rows - max(down, 0), max(-right, 0) : cols - max(right, 0)
+    ]
+    return moved
+
+
+def test_every_offset_moves_images_as_a_slice_assignment_does(backend):
+    images = np.random.default_rng(1).standard_normal((3, 5, 7))  # negative values too: no sign may flip
+    X = backend.asarray(images.reshape(3, 35))
+    for down in range(-5, 6):
+        for right in range(-7, 8):
+            moved = backend.to_numpy(augment.shift_images(X, down, right, shape=(5, 7)))
+            expected = moved_by_assignment(images, down, right).reshape(3, 35)
+            np.testing.assert_array_equal(moved, expected)
+            assert moved.tobytes() == expected.tobytes()  # bit for bit: no -0.0 where a 0.0 was
+
+
+@pytest.mark.parametrize("library", ["jax", "torch"])
+def test_offsets_given_as_arrays_move_images_too(library):
+    # Inside a compiled epoch the offsets are traced arrays, not integers: no early return, no slicing by them.
+    xp = array_namespace(pytest.importorskip({"jax": "jax.numpy", "torch": "torch"}[library]).zeros(1))
+    images = np.random.default_rng(2).standard_normal((2, 5, 7)).astype(np.float32)
+    X = backends.to_device(images.reshape(2, 35), xp)
+
+    def shift(X, offset):
+        return augment.shift_images(X, offset[0], offset[1], shape=(5, 7))
+
+    if library == "jax":
+        import jax
+
+        shift = jax.jit(shift)
+    for down, right in [(0, 0), (2, -3), (-1, 6)]:
+        moved = backends.to_host(shift(X, backends.to_device(np.array([down, right]), xp)))
+        np.testing.assert_array_equal(moved, moved_by_assignment(images, down, right).reshape(2, 35))
 
 
 def test_offsets_cover_the_range_and_follow_seed_and_epoch():

@@ -80,3 +80,20 @@ def test_report_sets_our_step_against_its_own_variants(tmp_path, capsys):
     assert report.main([str(path)]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if "| unfused |" in line)
     assert row.split("|")[4:7] == [" unfused ", " 0.400 ", " 0.75 "]
+
+
+def test_report_names_the_fastest_backend_for_each_piece_of_work(tmp_path, capsys):
+    path = tmp_path / "run.json"
+    benchmarks = [bench("ours", "adam-epoch", 1.0, batch=32), bench("ours-jax-compiled", "adam-epoch", 0.25, batch=32)]
+    benchmarks += [bench("ours-torch", "adam-epoch", 2.0, batch=32), bench("torch", "adam-epoch", 1.25, batch=32)]
+    benchmarks += [bench("ours", "step", 0.5), bench("ours-torch-compiled", "step", 0.4)]
+    path.write_text(json.dumps(run_with({}, benchmarks)))
+    assert report.main([str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert not any("| jax-compiled |" in line for line in lines)  # a backend is no variant of the NumPy step
+    table = lines[next(i for i, line in enumerate(lines) if line.startswith("Our engine on each backend")) :]
+    rows = [line.split("|")[1:-1] for line in table if line.startswith("| ")]
+    epoch = next(row for row in rows if row[0] == " Adam epoch, batch 32 ")
+    assert epoch[3:] == [" 1.000 ", " 2.000 ", " – ", " – ", " 0.250 ", " JAX compiled ", " 0.20 "]
+    step = next(row for row in rows if row[0] == " full-batch SGD step ")
+    assert step[3:] == [" 0.500 ", " – ", " 0.400 ", " – ", " – ", " PyTorch compiled ", " – "]

@@ -10,7 +10,7 @@ import mnist_xp
 
 PACKAGE = Path(mnist_xp.__file__).parent
 ORDER = [
-    "errors", "values", "npzio", "kernels", "backend", "nn", "optim", "schedules", "config", "data", "images", "augment", "loop",
+    "errors", "values", "npzio", "kernels", "backend", "nn", "optim", "schedules", "config", "data", "images", "augment", "compiled", "loop",
     "metrics", "holdout", "modelfile", "checkpoint", "resume", "guard", "webpage", "onnxgraph", "model", "callbacks",
     "pipeline", "estimator", "plots", "tuning", "studyplots",
 ]

@@ -53,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_place_options(parser)
     parser.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run the training compiled: on JAX each epoch as one program, on PyTorch each step through "
+        "torch.compile (default: on for JAX only)",
+    )
+    parser.add_argument(
         "--recipe",
         choices=sorted(RECIPES),
         default=None,
@@ -178,6 +185,7 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> TrainResul
                 checkpoint=args.checkpoint,
                 checkpoint_every=args.checkpoint_every or 1,
                 resume_from=saved,
+                compile=args.compile,
             )
     except guard.Interrupted as stop:
         progress.close()

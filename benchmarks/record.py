@@ -1,0 +1,222 @@
+"""Record a run as JSON: what it measured, on which machine, with which libraries, at which commit.
+
+    python -m benchmarks.record recipe NAME --seed S          # -> results/recipes/NAME-seedS.json
+    python -m benchmarks.record bench --name NAME [-k EXPR]   # -> results/benchmarks/NAME.json
+    python -m benchmarks.record bench RUN.json --name NAME
+
+``recipe`` trains one recipe on the bundled MNIST (all 60,000 training images) and keeps its
+test accuracy and training time. ``bench`` runs ``pytest benchmarks --benchmark-only`` (or takes
+a run that ``--benchmark-json RUN.json`` wrote) and keeps what the tables need: each benchmark's
+median time and rounds. Both keep the load average while they ran, which says whether other work
+shared the machine.
+``python -m benchmarks.tables`` turns the records into the tables of the README and the manual.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from dataclasses import replace
+from importlib import metadata
+from pathlib import Path
+
+from .machine import blas_libraries, openblas_env
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "results"
+LIBRARIES = ("numpy", "array-api-compat", "numba", "cupy-cuda12x", "cupy-cuda13x", "scikit-learn")
+
+
+def lscpu() -> dict:
+    """``lscpu``'s fields as a dict (empty where the command is missing)."""
+    try:
+        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True, env={"LC_ALL": "C"}).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return {}
+    fields = (line.split(":", 1) for line in text.splitlines() if ":" in line)
+    return {key.strip(): value.strip() for key, value in fields}
+
+
+def machine() -> dict:
+    """The CPU model and core count, the BLAS with its kernel and threads, and the OPENBLAS_* variables."""
+    cpu = lscpu()
+    return {
+        "cpu": cpu.get("Model name") or platform.processor() or "unknown CPU",
+        "cpu_family": cpu.get("CPU family"),
+        "cpu_model": cpu.get("Model"),
+        "cores": os.cpu_count(),
+        "avx512": "avx512f" in cpu.get("Flags", "").split(),
+        "system": f"{platform.system()} {platform.machine()}",
+        "blas": [blas_entry(info) for info in blas_libraries() if "note" not in info],
+        "openblas_env": openblas_env(),
+    }
+
+
+def blas_entry(info: dict) -> dict:
+    """A BLAS as threadpoolctl sees it, with the package that ships it ('numpy' for NumPy's own)."""
+    entry = {key: info.get(key) for key in ("internal_api", "version", "architecture", "num_threads")}
+    folder = Path(info.get("filepath") or "").parent.name
+    entry["package"] = folder.removesuffix(".libs") or None
+    return entry
+
+
+def libraries() -> dict:
+    """Python's version and those of the libraries a run may use (the ones installed)."""
+    found = {"python": platform.python_version()}
+    for name in ("mnist-xp", *LIBRARIES):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    import mnist_xp
+
+    found["mnist-xp"] = mnist_xp.__version__
+    return found
+
+
+def git(*args: str) -> str | None:
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def commit() -> dict:
+    """The commit checked out, the last commit that changed the library, and whether its files differ from that."""
+    changes = git("status", "--porcelain", "--", "mnist_xp")
+    return {
+        "id": git("rev-parse", "HEAD"),
+        "library": git("log", "-1", "--format=%H", "--", "mnist_xp"),
+        "library_changed": bool(changes) if changes is not None else None,
+    }
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def record_recipe(name: str, seed: int, device: str = "cpu") -> dict:
+    """Train the recipe ``name`` with ``seed`` on all of MNIST and return its record."""
+    import numpy  # noqa: F401  (loads the BLAS, so the record can name it)
+
+    import mnist_xp
+
+    config = replace(mnist_xp.RECIPES[name], seed=seed)
+    started = now()
+    load = os.getloadavg()[0]
+    result = mnist_xp.train(config, device=device)
+    return {
+        "kind": "recipe",
+        "recipe": name,
+        "seed": seed,
+        "device": device,
+        "network": "-".join(str(size) for size in result.model.layer_sizes),
+        "test_accuracy": result.test_accuracy,
+        "test_loss": result.test["loss"],
+        "train_seconds": round(result.train_seconds, 3),
+        "epochs": len(result.history),
+        "settings": config.to_dict(),
+        "recorded": started,
+        "load_average": round(load, 2),
+        "machine": machine(),
+        "libraries": libraries(),
+        "commit": commit(),
+    }
+
+
+def reduce_benchmarks(run: dict) -> dict:
+    """What the tables need of a pytest-benchmark run: its machine and each benchmark's median and rounds."""
+    info = run.get("machine_info", {})
+    benchmarks = []
+    for bench in run["benchmarks"]:
+        extra = bench.get("extra_info", {})
+        if "impl" not in extra or not bench.get("stats"):
+            continue
+        stats = bench["stats"]
+        benchmarks.append(
+            {
+                "name": bench["name"],
+                "work": extra["work"],
+                "device": extra["device"],
+                "dtype": extra["dtype"],
+                "batch": str(extra["batch"]),
+                "impl": extra["impl"],
+                "median": stats["median"],
+                "rounds": stats["rounds"],
+            }
+        )
+    return {
+        "kind": "benchmarks",
+        "recorded": run.get("datetime"),
+        "machine": {
+            "cpu": info.get("cpu", {}).get("brand_raw") or info.get("processor") or "unknown CPU",
+            "cores": info.get("cpu", {}).get("count"),
+            "blas": [blas_entry(lib) for lib in info.get("blas", []) if "note" not in lib],
+            "openblas_env": info.get("openblas_env", {}),
+        },
+        "libraries": {"python": info.get("python_version")},
+        "commit": {"id": run.get("commit_info", {}).get("id"), "dirty": run.get("commit_info", {}).get("dirty")},
+        "benchmarks": sorted(benchmarks, key=lambda bench: bench["name"]),
+    }
+
+
+def run_benchmarks(select: str | None = None) -> dict:
+    """Run ``pytest benchmarks --benchmark-only`` now and reduce its run, with the load average around it."""
+    with tempfile.TemporaryDirectory() as folder:
+        output = Path(folder) / "run.json"
+        command = [sys.executable, "-m", "pytest", "benchmarks", "--benchmark-only", f"--benchmark-json={output}", "-q"]
+        command += ["-p", "no:cacheprovider", *(["-k", select] if select else [])]
+        before = os.getloadavg()[0]
+        subprocess.run(command, cwd=ROOT, check=True)
+        after = os.getloadavg()[0]
+        record = reduce_benchmarks(json.loads(output.read_text()))
+    record["load_average"] = round(max(before, after), 2)
+    return record
+
+
+def write(record: dict, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.record", description=__doc__.splitlines()[0])
+    kinds = parser.add_subparsers(dest="kind", required=True)
+    recipe = kinds.add_parser("recipe", help="train a recipe on all of MNIST and record it")
+    recipe.add_argument("name", help="a recipe of mnist_xp.RECIPES")
+    recipe.add_argument("--seed", type=int, default=0)
+    recipe.add_argument("--device", default="cpu", choices=("cpu", "gpu"))
+    recipe.add_argument("--out", type=Path, default=RESULTS / "recipes", help="folder of the records")
+    bench = kinds.add_parser("bench", help="reduce a pytest-benchmark JSON run to a record")
+    bench.add_argument("run", type=Path, nargs="?", help="a file written by pytest --benchmark-json (default: run them now)")
+    bench.add_argument("-k", dest="select", default=None, help="run only the benchmarks that pytest -k EXPR selects")
+    bench.add_argument("--name", required=True, help="the record's name, e.g. cpu-2026-12-02")
+    bench.add_argument("--out", type=Path, default=RESULTS / "benchmarks", help="folder of the records")
+    args = parser.parse_args(argv)
+    if args.kind == "bench" and args.run is None:
+        record = run_benchmarks(args.select)
+        path = write(record, args.out / f"{args.name}.json")
+        print(path)
+        return 0
+    if args.kind == "recipe":
+        import mnist_xp
+
+        if args.name not in mnist_xp.RECIPES:
+            parser.error(f"unknown recipe {args.name!r}: choose one of {', '.join(sorted(mnist_xp.RECIPES))}")
+        suffix = "" if args.device == "cpu" else f"-{args.device}"
+        path = write(record_recipe(args.name, args.seed, args.device), args.out / f"{args.name}-seed{args.seed}{suffix}.json")
+    else:
+        path = write(reduce_benchmarks(json.loads(args.run.read_text())), args.out / f"{args.name}.json")
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

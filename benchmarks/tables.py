@@ -1,0 +1,223 @@
+"""Turn the recorded runs in results/ into the tables of README.md and the manual's pages.
+
+    python -m benchmarks.tables          # rewrite every table between its markers
+    python -m benchmarks.tables --check  # exit 1, naming the files, where a table differs from the records
+
+A table lives between two markers in a Markdown file,
+
+    <!-- table: recipes -->
+    ...
+    <!-- /table -->
+
+and everything between them is made here from the records (``python -m benchmarks.record``
+writes them): ``recipes`` from results/recipes/, ``benchmarks`` from the newest record in
+results/benchmarks/. Nothing in a table is typed by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+from pathlib import Path
+
+from .report import PEERS, WORK_NAMES, ratio, seconds
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "results"
+SEEDS = (0, 1, 2)
+MARKED = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.DOTALL)
+
+
+def load_records(folder: Path) -> list[dict]:
+    return [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
+
+
+def describe_settings(settings: dict) -> str:
+    """A recipe's settings in a few words, such as 'nesterov, lr 0.3, cosine, batch 128, 4 epochs'."""
+    words = [settings["optimizer"]]
+    if settings["optimizer"] in ("momentum", "nesterov") and settings["momentum"] != 0.9:
+        words[0] += f" {settings['momentum']:g}"
+    words.append(f"lr {settings['lr']:g}")
+    if settings["schedule"] != "constant":
+        words.append(settings["schedule"])
+    if settings["warmup"]:
+        words.append(f"{settings['warmup']:g}-epoch warm-up")
+    if settings["init"] != "he":
+        words.append(f"{settings['init']} init")
+    for name, label in (("dropout", "dropout"), ("input_dropout", "input dropout"), ("l2", "L2")):
+        if settings[name]:
+            words.append(f"{label} {settings[name]:g}")
+    if settings["label_smoothing"]:
+        words.append(f"label smoothing {settings['label_smoothing']:g}")
+    if settings["shift"]:
+        words.append(f"shifts of up to {settings['shift']} px")
+    batch = settings["batch_size"]
+    words.append("full batch" if batch == "full" else f"batch {batch}")
+    words.append(f"{settings['epochs']} epochs")
+    if settings["dtype"] != "float32":
+        words.append(settings["dtype"])
+    return ", ".join(words)
+
+
+def describe_blas(machine: dict) -> list[str]:
+    """NumPy's BLAS where the record says which it is, else every BLAS the process had loaded."""
+    libraries = [lib for lib in machine["blas"] if lib.get("package") == "numpy"] or machine["blas"]
+    return sorted({f"{lib['internal_api']} {lib['version']} ({lib['architecture']} kernel)" for lib in libraries})
+
+
+def describe_machine(record: dict) -> str:
+    machine, libraries = record["machine"], record["libraries"]
+    blas = describe_blas(machine)
+    forced = ", ".join(f"{key}={value}" for key, value in machine.get("openblas_env", {}).items())
+    parts = [f"{machine['cpu']} ({machine['cores']} cores)", ", ".join(blas) or "no BLAS recorded"]
+    if forced:
+        parts.append(forced)
+    labels = (("python", "Python"), ("numpy", "NumPy"), ("numba", "Numba"))
+    versions = [f"{label} {libraries[key]}" for key, label in labels if libraries.get(key)]
+    return "; ".join(parts + [", ".join(versions)])
+
+
+def percent(value: float) -> str:
+    return f"{100 * value:.2f}"
+
+
+def recipes_table(records: list[dict], recipe_settings: dict[str, dict]) -> str:
+    """One row per recipe (in ``recipe_settings``' order): test accuracy and training time for each seed."""
+    runs = {(r["recipe"], r["seed"]): r for r in records if r["kind"] == "recipe" and r["device"] == "cpu"}
+    lines = [
+        "| recipe | network | settings | test accuracy (%), seeds 0, 1, 2 | mean | training time (s), seeds 0, 1, 2 |",
+        "|---|---|---|---|---:|---|",
+    ]
+    missing = []
+    for name, settings in recipe_settings.items():
+        found = [runs.get((name, seed)) for seed in SEEDS]
+        recorded = [run for run in found if run is not None]
+        if not recorded:
+            missing.append(name)
+        settings = recorded[0]["settings"] if recorded else settings
+        network = recorded[0]["network"] if recorded else "784-" + "-".join(map(str, settings["hidden"])) + "-10"
+        accuracies = ", ".join("–" if run is None else percent(run["test_accuracy"]) for run in found)
+        mean = percent(statistics.fmean(run["test_accuracy"] for run in recorded)) if recorded else "–"
+        times = ", ".join("–" if run is None else f"{run['train_seconds']:.1f}" for run in found)
+        lines.append(f"| `{name}` | {network} | {describe_settings(settings)} | {accuracies} | {mean} | {times} |")
+    lines.append("")
+    lines.append(recipes_caption(list(runs.values()), missing))
+    return "\n".join(lines)
+
+
+def recipes_caption(records: list[dict], missing: list[str]) -> str:
+    if not records:
+        return "No recipe has been recorded yet."
+    dates = sorted(record["recorded"][:10] for record in records)
+    commits = sorted({(record["commit"].get("library") or record["commit"]["id"] or "?")[:10] for record in records})
+    machines = sorted({describe_machine(record) for record in records})
+    text = (
+        "Trained on all 60,000 training images and tested on the 10,000 test images, on the CPU; "
+        f"recorded {dates[0]}" + (f" to {dates[-1]}" if dates[-1] != dates[0] else "")
+        + f" with the library at commit {', '.join(commits)}, on {'; and on '.join(machines)}."
+    )
+    busiest = max(records, key=lambda record: record["load_average"] / record["machine"]["cores"])
+    if busiest["load_average"] >= busiest["machine"]["cores"]:
+        text += (
+            f" Other work shared the machine during some of these runs (load average up to {busiest['load_average']:g} "
+            f"on {busiest['machine']['cores']} cores), so their training times may be above what it takes alone."
+        )
+    if missing:
+        text += " Not recorded yet: " + ", ".join(f"`{name}`" for name in missing) + "."
+    return text
+
+
+def benchmarks_table(records: list[dict]) -> str:
+    """The newest benchmark record: median times of ours and its peers, their ratios, and our step's variants."""
+    if not records:
+        return "No benchmark run has been recorded yet."
+    record = max(records, key=lambda r: r["recorded"] or "")
+    times: dict = {}
+    for bench in record["benchmarks"]:
+        key = (bench["work"], bench["device"], bench["dtype"], bench["batch"])
+        times.setdefault(key, {})[bench["impl"]] = bench["median"]
+    lines = [
+        "| work | device | dtype | ours (s) | floor (s) | Keras (s) | PyTorch (s) | ours/floor | ours/Keras | ours/PyTorch |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    variants = []
+    for (work, device, dtype, batch), impls in sorted(times.items(), key=lambda item: (item[0][0] != "step", item[0])):
+        ours = impls.get("ours")
+        name = WORK_NAMES.get(work, work).format(batch=batch)
+        cells = [name, device, dtype, seconds(ours), *(seconds(impls.get(impl)) for impl, _ in PEERS)]
+        cells += [ratio(ours, impls.get(impl)) for impl, _ in PEERS]
+        lines.append("| " + " | ".join(cells) + " |")
+        for impl in sorted(impl for impl in impls if impl.startswith("ours-")):
+            variant = [name, device, dtype, impl.removeprefix("ours-"), seconds(impls[impl]), ratio(ours, impls[impl])]
+            variants.append("| " + " | ".join(variant) + " |")
+    if variants:
+        lines += ["", "| work | device | dtype | variant | variant (s) | ours/variant |", "|---|---|---|---|---:|---:|"]
+        lines += variants
+    machine = record["machine"]
+    blas = describe_blas(machine)
+    forced = ", ".join(f"{key}={value}" for key, value in machine.get("openblas_env", {}).items())
+    lines += [
+        "",
+        f"Medians of one run recorded {(record['recorded'] or '?')[:16].replace('T', ' ')} UTC at commit "
+        f"{(record['commit']['id'] or '?')[:10]}, on {machine['cpu']} ({machine['cores']} cores), "
+        f"{', '.join(blas) or 'no BLAS recorded'}{'; ' + forced if forced else ''}, "
+        f"Python {record['libraries'].get('python', '?')}. A dash: that contestant was not installed or does not run there.",
+    ]
+    load, cores = record.get("load_average"), machine["cores"]
+    if load is not None and cores and load >= cores:
+        lines[-1] += (
+            f" Other work shared the machine during this run (load average up to {load:g} on {cores} cores), so its "
+            "times and ratios are not what the machine gives alone."
+        )
+    return "\n".join(lines)
+
+
+def default_settings() -> dict[str, dict]:
+    """Every recipe's settings, in ``mnist_xp.RECIPES``' order, for the rows of recipes not yet recorded."""
+    from mnist_xp import RECIPES
+
+    return {name: config.to_dict() for name, config in RECIPES.items()}
+
+
+def render(name: str, results: Path = RESULTS) -> str:
+    if name == "recipes":
+        return recipes_table(load_records(results / "recipes"), default_settings())
+    if name == "benchmarks":
+        return benchmarks_table(load_records(results / "benchmarks"))
+    raise ValueError(f"no table called {name!r}")
+
+
+def rewrite(text: str, results: Path = RESULTS) -> str:
+    """``text`` with every marked table made afresh from the records."""
+    return MARKED.sub(lambda m: f"{m[1]}\n{render(m['name'], results)}\n\n{m[4]}", text)
+
+
+def documents(root: Path = ROOT) -> list[Path]:
+    return [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
+
+
+def stale(root: Path = ROOT, results: Path = RESULTS) -> list[Path]:
+    """The documents whose tables differ from what the records give."""
+    return [path for path in documents(root) if path.exists() and rewrite(path.read_text(), results) != path.read_text()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.tables", description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 where a table is out of date")
+    args = parser.parse_args(argv)
+    changed = stale()
+    if args.check:
+        for path in changed:
+            print(f"{path.relative_to(ROOT)}: a table differs from the records (run python -m benchmarks.tables)")
+        return 1 if changed else 0
+    for path in changed:
+        path.write_text(rewrite(path.read_text()))
+        print(f"rewrote the tables of {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
