@@ -16,9 +16,9 @@ import functools
 import importlib
 import os
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from collections.abc import Callable
 
 import numpy as np
 from array_api_compat import (
