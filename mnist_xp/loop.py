@@ -147,15 +147,16 @@ def compact_inputs(X) -> CompactInputs:
     ``COLUMN_ALIGNMENT``: rows of an aligned width suit the matrix-product kernels better.
     """
     xp = array_namespace(X)
+    index = xp.__array_namespace_info__().default_dtypes(device=device(X))["indexing"]
     kept = xp.any(X != 0, axis=0)
-    width = int(xp.sum(xp.astype(kept, xp.int64)))
+    width = int(xp.sum(xp.astype(kept, index)))
     padding = -width % COLUMN_ALIGNMENT
     if width + padding >= X.shape[1]:
         return CompactInputs(X, None)
-    dropped_rank = xp.cumulative_sum(xp.astype(~kept, xp.int64))
+    dropped_rank = xp.cumulative_sum(xp.astype(~kept, index))
     kept = kept | (~kept & (dropped_rank <= padding))
     columns = xp.nonzero(kept)[0]
-    kept_rank = xp.cumulative_sum(xp.astype(kept, xp.int64)) - 1
+    kept_rank = xp.cumulative_sum(xp.astype(kept, index)) - 1
     gradient_rows = xp.where(kept, kept_rank, xp.asarray(columns.shape[0], dtype=kept_rank.dtype, device=device(X)))
     return CompactInputs(xp.take(X, columns, axis=1), columns, gradient_rows)
 
