@@ -333,7 +333,7 @@ def scanned_epoch(
             None if offsets is None else np.asarray([offsets[batch] for batch in part], dtype=np.int32),
         )
         settings = StepSettings(optimizer, activation, l2, 0.0 if drawn[0] is None else drawn[0].rate, n)
-        carry = compiled.scan(scanned_step, settings, carry, _on_device(batch, xp), data)
+        carry = compiled.scan(scanned_step, settings, carry, _on_device(batch, like), data)
     state.params, state.opt_state, total = carry
     state.step += len(slices)
     return total
@@ -351,11 +351,12 @@ def _scan_parts(slices, row_bytes: int) -> list[range]:
     return parts + ([range(full, len(slices))] if full < len(slices) else [])
 
 
-def _on_device(tree, xp):
-    """Host arrays in nested lists and tuples copied into ``xp``; None stays None."""
+def _on_device(tree, like):
+    """Host arrays in nested lists and tuples copied to the namespace and device of the array ``like``;
+    None stays None."""
     if isinstance(tree, (list, tuple)):
-        return type(tree)(_on_device(item, xp) for item in tree)
-    return None if tree is None else to_device(tree, xp)
+        return type(tree)(_on_device(item, like) for item in tree)
+    return None if tree is None else to_device(tree, like)
 
 
 def fit(

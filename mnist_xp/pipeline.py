@@ -9,7 +9,7 @@ progress and pruning.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -200,11 +200,11 @@ def train(
     config = recipe(config) if isinstance(config, str) else config
     resumed = None
     if resume_from is not None:
-        resumed = resume.resolve(resume_from)
+        resumed = resume.resolve(resume_from, device, backend)
         config = resume.resumed_config(resumed.checkpoint, config)
     config = DEFAULT if config is None else config
     if data is None and resumed is not None:
-        data = replace(resumed.source, device=device, backend=backend)
+        data = resumed.source
     elif data is None:
         data = DataSource(None if data_dir is None else str(data_dir), limit, device, backend)
     if isinstance(data, DataSource):

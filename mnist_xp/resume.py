@@ -33,11 +33,11 @@ class Resumed:
     fingerprint: str | None
 
 
-def resolve(saved: Checkpoint | Path | str, device: str = "cpu") -> Resumed:
-    """What continuing ``saved`` (a checkpoint or its file) needs: its config and its data on ``device``."""
+def resolve(saved: Checkpoint | Path | str, device: str = "cpu", backend: str | None = None) -> Resumed:
+    """What continuing ``saved`` (a checkpoint or its file) needs: its config and its data on ``backend`` and ``device``."""
     saved = load(saved) if isinstance(saved, (str, Path)) else saved
     folder, limit, fingerprint = stored_data(saved)
-    return Resumed(saved, stored_config(saved), DataSource(folder, limit, device), fingerprint)
+    return Resumed(saved, stored_config(saved), DataSource(folder, limit, device, backend), fingerprint)
 
 
 def stored_config(saved: Checkpoint) -> TrainConfig:

@@ -125,8 +125,8 @@ def resolve(parser: argparse.ArgumentParser, args: argparse.Namespace):
     if args.recipe is not None or args.recipe_file is not None:
         option = "--recipe" if args.recipe is not None else "--recipe-file"
         parser.error(f"argument {option}: not allowed with --resume (the checkpoint holds the run's settings)")
-    resumed = resume.resolve(args.resume)
-    source = replace(resumed.source, device=args.device, backend=args.backend)
+    resumed = resume.resolve(args.resume, args.device, args.backend)
+    source = resumed.source
     if args.data_dir is not None or args.limit is not None:
         source = replace(source, folder=args.data_dir or source.folder, limit=args.limit or source.limit)
     return config_from(resumed.config, given, parser), source, resumed.checkpoint
