@@ -20,7 +20,11 @@ from pathlib import Path
 from .machine import describe, forced_coretype_warning
 
 PEERS = (("floor", "floor"), ("keras", "Keras"), ("torch", "PyTorch"))
-WORK_NAMES = {"step": "full-batch SGD step", "adam-epoch": "Adam epoch, batch {batch}"}
+WORK_NAMES = {
+    "step": "full-batch SGD step",
+    "adam-epoch": "Adam epoch, batch {batch}",
+    "elastic-epoch": "784-800-10 epoch, batch {batch}",
+}
 BACKENDS = (
     ("ours", "NumPy or CuPy"),
     ("ours-torch", "PyTorch"),

@@ -1,4 +1,4 @@
-"""Training-image augmentation: each batch moved by a random pixel or two.
+"""Training-image augmentation: batches moved by a pixel or two, and images distorted one by one.
 
 A digit a pixel off-centre is still the same digit. Moving every batch by its own random
 offset shows the network each image at several positions over a run, so it learns less of
@@ -6,6 +6,9 @@ where the strokes sit in the frame and more of their shapes.
 """
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 from array_api_compat import array_namespace, device
 
@@ -38,3 +41,167 @@ def shift_images(X, down, right, shape: tuple[int, int] = IMAGE_SHAPE):
     covered = (row >= down) & (row < rows + down) & (col >= right) & (col < cols + right)
     moved = xp.where(covered, rolled, xp.zeros((), dtype=X.dtype, device=device(X)))
     return xp.reshape(moved, X.shape)
+
+
+@dataclass(frozen=True)
+class Distortion:
+    """Random affine and elastic distortions, a new one for every image of every batch.
+
+    Each output pixel is read, by bilinear interpolation, from a point of the original image:
+    the pixel's own position moved by an affine map about the image's centre (a rotation of up to
+    ``rotate`` degrees, each axis scaled by up to ``zoom``, a horizontal shear of up to ``shear``
+    degrees) and then by an elastic displacement field (Simard, Steinkraus and Platt, 2003): a
+    random number in [-1, 1) per pixel and direction, smoothed by a Gaussian of width ``sigma``
+    pixels and scaled by ``elastic`` (their alpha). Points outside the frame read 0. All zero, it
+    leaves the images as they are.
+    """
+
+    elastic: float = 0.0
+    sigma: float = 4.0
+    rotate: float = 0.0
+    zoom: float = 0.0
+    shear: float = 0.0
+    shape: tuple[int, int] = IMAGE_SHAPE
+
+    @property
+    def active(self) -> bool:
+        return bool(self.elastic or self.rotate or self.zoom or self.shear)
+
+    @property
+    def draws(self) -> int:
+        """U[0, 1) numbers an image takes: four for the affine map, two per pixel for the field."""
+        return AFFINE_DRAWS + 2 * self.shape[0] * self.shape[1]
+
+    def describe(self) -> str:
+        """The settings in a few words, e.g. 'elastic alpha 34, sigma 4; rotation up to 10 degrees'."""
+        parts = []
+        if self.elastic:
+            parts.append(f"elastic alpha {self.elastic:g}, sigma {self.sigma:g}")
+        if self.rotate:
+            parts.append(f"rotation up to {self.rotate:g} degrees")
+        if self.zoom:
+            parts.append(f"scaling by up to {100 * self.zoom:g} %")
+        if self.shear:
+            parts.append(f"shear up to {self.shear:g} degrees")
+        return "; ".join(parts) or "none"
+
+    def __call__(self, X, uniform):
+        """The flattened images ``X`` (rows of ``shape``'s pixels), distorted as ``uniform`` says:
+        one row of ``draws`` U[0, 1) numbers per image, so that a seed fixes the distortions."""
+        if not self.active:
+            return X
+        xp = array_namespace(X)
+        rows, cols = self.shape
+        signed = 2 * uniform - 1
+        source_row, source_col = self._affine_sources(xp, signed[:, :AFFINE_DRAWS], X)
+        if self.elastic:
+            field = self.elastic * smooth(xp.reshape(signed[:, AFFINE_DRAWS:], (-1, rows, cols)), self.sigma)
+            field = xp.reshape(field, (X.shape[0], 2, cols, rows))
+            source_row, source_col = source_row + field[:, 0, ...], source_col + field[:, 1, ...]
+        return xp.reshape(bilinear(X, source_row, source_col, self.shape), X.shape)
+
+    def _affine_sources(self, xp, signed, like):
+        """Each pixel's point in the original under each image's affine map, as (row, column)
+        arrays of shape (images, rows, cols)."""
+        rows, cols = self.shape
+        where = device(like)
+        row = xp.reshape(xp.arange(rows, dtype=like.dtype, device=where), (1, rows, 1)) - (rows - 1) / 2
+        col = xp.reshape(xp.arange(cols, dtype=like.dtype, device=where), (1, 1, cols)) - (cols - 1) / 2
+        if not (self.rotate or self.zoom or self.shear):
+            return row + (rows - 1) / 2, col + (cols - 1) / 2
+        per_image = [xp.reshape(signed[:, k], (-1, 1, 1)) for k in range(AFFINE_DRAWS)]
+        angle, zoom_row, zoom_col, shear = per_image
+        angle = angle * (self.rotate * math.pi / 180)
+        cos, sin = xp.cos(angle), xp.sin(angle)
+        # Source = centre + rotation(shear(scale(pixel - centre))): a larger scale shows a larger digit.
+        down = row / (1 + self.zoom * zoom_row)
+        across = col / (1 + self.zoom * zoom_col)
+        across = across + xp.tan(shear * (self.shear * math.pi / 180)) * down
+        return cos * down - sin * across + (rows - 1) / 2, sin * down + cos * across + (cols - 1) / 2
+
+
+def from_config(config) -> Distortion:
+    """The distortions a ``TrainConfig``'s settings ask for."""
+    return Distortion(config.elastic, config.elastic_sigma, config.rotate, config.zoom, config.shear)
+
+
+AFFINE_DRAWS = 4
+"""An image's affine map takes four numbers: its angle, its two scales and its shear."""
+
+
+def smooth(fields, sigma: float):
+    """Fields (count, rows, cols) smoothed by a Gaussian of width ``sigma`` in both directions, and
+    transposed: (count, cols, rows).
+
+    Each direction is one matrix product of all the fields' lines with ``gaussian_matrix``; the
+    fields come back transposed because the second product runs along the first one's columns.
+    For fields of independent draws, as elastic distortion makes them, that is no matter.
+    """
+    xp = array_namespace(fields)
+    count, rows, cols = fields.shape
+    along = xp.reshape(fields, (count * rows, cols)) @ gaussian_matrix(xp, cols, sigma, fields)
+    across = xp.reshape(xp.permute_dims(xp.reshape(along, (count, rows, cols)), (0, 2, 1)), (count * cols, rows))
+    return xp.reshape(across @ gaussian_matrix(xp, rows, sigma, fields), (count, cols, rows))
+
+
+def gaussian_matrix(xp, size: int, sigma: float, like):
+    """The symmetric (size, size) matrix that smooths a line of ``size`` values by a Gaussian of width ``sigma``.
+
+    Entry (i, j) weights value j by exp(-(i - j)^2 / (2 sigma^2)) where |i - j| is at most four
+    widths (0 beyond), over the sum of the weights of all such offsets: inside the frame the weights
+    add up to 1, and beyond its edges the values are taken as 0. This is
+    ``scipy.ndimage.gaussian_filter`` at its default truncation and ``mode="constant"``.
+    """
+    where = device(like)
+    radius = int(GAUSSIAN_WIDTHS * sigma + 0.5)
+    offsets = xp.arange(-radius, radius + 1, dtype=like.dtype, device=where)
+    total = xp.sum(xp.exp(-(offsets**2) / (2 * sigma**2)))
+    index = xp.arange(size, dtype=like.dtype, device=where)
+    gaps = xp.reshape(index, (size, 1)) - xp.reshape(index, (1, size))
+    weights = xp.exp(-(gaps**2) / (2 * sigma**2))
+    return xp.where(xp.abs(gaps) <= radius, weights, xp.zeros_like(weights)) / total
+
+
+GAUSSIAN_WIDTHS = 4.0
+"""The smoothing Gaussian is cut off this many widths from its centre, as scipy's is by default."""
+
+
+def bilinear(X, source_row, source_col, shape: tuple[int, int] = IMAGE_SHAPE):
+    """Images read at the points (``source_row``, ``source_col``) of the flattened images ``X`` by
+    bilinear interpolation, with 0 outside the frame; shape (images, rows, cols).
+
+    The images get a border of zeros and every point is clipped into the bordered frame, so
+    that each point reads four pixels of its own image with no test of where it falls; at whole
+    coordinates it reads its pixel exactly. This is ``scipy.ndimage.map_coordinates`` at
+    ``order=1, mode="grid-constant"``, for a batch, in any namespace.
+    """
+    xp = array_namespace(X)
+    rows, cols = shape
+    count, where = X.shape[0], device(X)
+    # The border: one row and column of zeros before the image, two after (a point on the last
+    # border line reads the one after it, with weight 0). Pixel (r, c) sits at (r + 1, c + 1).
+    high, wide = rows + 3, cols + 3
+    images = xp.reshape(X, (count, rows, cols))
+    images = xp.concat([_zeros(xp, X, (count, 1, cols)), images, _zeros(xp, X, (count, 2, cols))], axis=1)
+    images = xp.concat([_zeros(xp, X, (count, high, 1)), images, _zeros(xp, X, (count, high, 2))], axis=2)
+    framed = xp.reshape(images, (-1,))
+    row = xp.clip(source_row + 1, 0.0, float(rows + 1))
+    col = xp.clip(source_col + 1, 0.0, float(cols + 1))
+    top, left = xp.floor(row), xp.floor(col)
+    down, right = row - top, col - left
+    index = xp.__array_namespace_info__().default_dtypes(device=where)["indexing"]
+    first = xp.reshape(xp.arange(count, dtype=index, device=where) * (high * wide), (count, 1, 1))
+    corner = xp.reshape(first + xp.astype(top, index) * wide + xp.astype(left, index), (-1,))
+
+    def read(offset):
+        return xp.reshape(xp.take(framed, corner + offset, axis=0), (count, rows, cols))
+
+    upper_left, upper_right = read(0), read(1)
+    lower_left, lower_right = read(wide), read(wide + 1)
+    upper = upper_left + right * (upper_right - upper_left)
+    lower = lower_left + right * (lower_right - lower_left)
+    return upper + down * (lower - upper)
+
+
+def _zeros(xp, like, shape):
+    return xp.zeros(shape, dtype=like.dtype, device=device(like))

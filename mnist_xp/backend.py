@@ -411,7 +411,7 @@ def keep_freed_memory() -> bool:
     )
 
 
-STREAMS = {"order": 0, "dropout": 1, "shift": 2, "validation": 3}
+STREAMS = {"order": 0, "dropout": 1, "shift": 2, "validation": 3, "distort": 4}
 """Every use of randomness in a run has its own tag, first in the key of its draws, so that no two
 uses ever draw the same numbers, whatever their other key parts (seed, epoch, batch) are. The
 initial weights come from ``host_rng(seed)`` alone, as the tutorial drew them."""

@@ -24,6 +24,12 @@ ADAMW_WEIGHT_DECAY = 0.004
 """Keras's default decay for AdamW, used when ``weight_decay`` is None."""
 MAX_SHIFT = 4
 """MNIST's digits sit in a 20 x 20 box in the middle of the 28 x 28 frame: 4 pixels of margin."""
+MAX_ELASTIC = 100
+MAX_SIGMA = 28
+"""An elastic field smoothed wider than the frame is all but a uniform shift."""
+MAX_ROTATE = 180
+MAX_ZOOM = 0.5
+MAX_SHEAR = 60
 MAX_LAYER_SIZE = 1_000_000
 MAX_SEED = 2**32 - 1
 
@@ -124,6 +130,28 @@ class TrainConfig:
         0, Kind(int, _within(0, MAX_SHIFT)),
         "augmentation: move each training batch by a random offset of up to PIXELS pixels each way", metavar="PIXELS",
     )
+    elastic: float = setting(
+        0.0, Kind(float, _within(0, MAX_ELASTIC)),
+        "augmentation: distort each training image by a random displacement field of scale ALPHA pixels, smoothed "
+        "by a Gaussian of width elastic_sigma (elastic distortion)", metavar="ALPHA",
+    )
+    elastic_sigma: float = setting(
+        4.0, Kind(float, _within(1, MAX_SIGMA)), "elastic distortion: width of the smoothing Gaussian", metavar="PIXELS"
+    )
+    rotate: float = setting(
+        0.0, Kind(float, _within(0, MAX_ROTATE)),
+        "augmentation: rotate each training image by a random angle of up to DEGREES either way", metavar="DEGREES",
+    )
+    zoom: float = setting(
+        0.0, Kind(float, _within(0, MAX_ZOOM)),
+        "augmentation: scale each training image's height and width by random factors within 1 +- FRACTION",
+        metavar="FRACTION",
+    )
+    shear: float = setting(
+        0.0, Kind(float, _within(0, MAX_SHEAR)),
+        "augmentation: shear each training image sideways by a random angle of up to DEGREES either way",
+        metavar="DEGREES",
+    )
     val: int | None = setting(
         None, Kind(int, _positive, optional=True),
         "hold out N training images (chosen by the seed) as a validation set, reported every epoch", metavar="N",
@@ -216,6 +244,11 @@ RECIPES = {
     "best": replace(
         DEFAULT, hidden=(1024, 1024), optimizer="nesterov", momentum=0.9, lr=0.1, epochs=30, schedule="cosine",
         warmup=1.0, dropout=0.5, shift=1,
+    ),
+    # Simard et al. (2003)'s 784-800-10 with elastic distortions: a new distortion of every image every epoch.
+    "elastic": replace(
+        DEFAULT, hidden=(800,), optimizer="nesterov", momentum=0.9, lr=0.05, epochs=100, schedule="cosine",
+        warmup=1.0, elastic=34.0, elastic_sigma=4.0,
     ),
     # 784-128-10 to 98 % in few steps of batches big enough to fill a GPU: Adam, batch 4096, shifts.
     "gpu": replace(

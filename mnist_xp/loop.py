@@ -260,6 +260,16 @@ def shifted(inputs: CompactInputs, offsets, batch: int) -> CompactInputs:
     return CompactInputs(augment.shift_images(inputs.X, *offsets[batch]), None)
 
 
+def distorted(inputs: CompactInputs, distortion, seed: int, epoch: int, batch: int) -> CompactInputs:
+    """The batch's inputs (whole inputs only) with each image distorted (``augment.Distortion``), its
+    draws a pure function of (seed, epoch, batch); as they are without distortions."""
+    if distortion is None or not distortion.active:
+        return inputs
+    X = inputs.X
+    uniform = uniform_sampler(X, "distort", seed, epoch, batch)((X.shape[0], distortion.draws), dtype_name(X))
+    return CompactInputs(distortion(X, uniform), None)
+
+
 HOST = array_namespace(np.empty(0))
 """The host's namespace (NumPy), where a compiled epoch draws its masks before it starts."""
 
@@ -270,25 +280,30 @@ SCAN_BYTES = 64 * 2**20
 @dataclass(frozen=True)
 class StepSettings:
     """What every step of a compiled epoch shares, fixed for its program: the update rule, the hidden
-    layers' activation, L2, the rate the hidden dropout masks carry and the training set's size."""
+    layers' activation, L2, the rate the hidden dropout masks carry, the training set's size and the
+    images' distortions (None without)."""
 
     optimizer: object
     activation: str
     l2: float
     dropout: float
     samples: int
+    distortion: augment.Distortion | None = None
 
 
 def scanned_step(settings: StepSettings, carry, batch, data):
     """One step of a compiled epoch: ``update`` of ``carry`` (parameters, optimizer state, the epoch's
-    loss so far) on ``batch`` (its rows, rate, dropout masks and shift; each None where unused) of ``data``."""
+    loss so far) on ``batch`` (its rows, rate, dropout masks, shift and distortions' draws; each None
+    where unused) of ``data``."""
     params, opt_state, total = carry
-    rows, rate, masks, offset = batch
+    rows, rate, masks, offset, draws = batch
     inputs, Y = CompactInputs(*data[:3]), data[3]
     if rows is not None:
         inputs, Y = inputs.take(rows), nn.namespace_of(Y).take(Y, rows, axis=0)
     if offset is not None:
         inputs = CompactInputs(augment.shift_images(inputs.X, offset[0], offset[1]), None)
+    if draws is not None:
+        inputs = CompactInputs(settings.distortion(inputs.X, draws), None)
     dropout = None if masks is None else nn.Dropout(settings.dropout, *masks)
     params, opt_state, loss = update(
         params, opt_state, inputs, Y, settings.optimizer, rate, settings.activation, dropout, settings.l2
@@ -298,13 +313,13 @@ def scanned_step(settings: StepSettings, carry, batch, data):
 
 def scanned_epoch(
     state: TrainState, inputs: CompactInputs, Y, slices, *, optimizer, schedule, activation, seed, epoch,
-    shuffle: bool, dropout: float, input_dropout: float, l2: float, shift: int,
+    shuffle: bool, dropout: float, input_dropout: float, l2: float, shift: int, distortion=None,
 ):  # fmt: skip
     """One epoch as a compiled program (``compiled.scan``); returns its loss, as ``fit``'s eager loop does.
 
     The host works out what is random or scheduled first, exactly as the eager loop does it:
-    the batch order, each batch's dropout masks (drawn on the host as for namespaces that have
-    no generator of their own), shifts and rates. The batches of full size go through one
+    the batch order, each batch's dropout masks and distortions' draws (drawn on the host as for
+    namespaces that have no generator of their own), shifts and rates. The batches of full size go through one
     program in parts of at most ``SCAN_BYTES`` of such arrays; the last, smaller batch through
     another. ``state.opt_state`` holds arrays where it would hold numbers (``compiled.numbers_as_arrays``).
     """
@@ -316,6 +331,8 @@ def scanned_epoch(
     data = (inputs.X, inputs.columns, inputs.gradient_rows, Y)
     carry = (state.params, state.opt_state, xp.zeros((), dtype=like.dtype, device=device(like)))
     mask_widths = (input_dropout > 0) * like.shape[0] + (dropout > 0) * sum(W.shape[1] for W, _ in state.params[:-1])
+    distorting = distortion is not None and distortion.active
+    mask_widths += distortion.draws if distorting else 0
     for part in _scan_parts(slices, mask_widths * like.dtype.itemsize):
         bounds = [slices[batch] for batch in part]
         drawn = [
@@ -331,8 +348,13 @@ def scanned_epoch(
             np.asarray([schedule(state.step + batch) for batch in part], dtype=dtype),
             masks,
             None if offsets is None else np.asarray([offsets[batch] for batch in part], dtype=np.int32),
-        )
-        settings = StepSettings(optimizer, activation, l2, 0.0 if drawn[0] is None else drawn[0].rate, n)
+            None if not distorting else np.stack([
+                uniform_sampler(HOST, "distort", seed, epoch, batch)((stop - start, distortion.draws), dtype)
+                for batch, (start, stop) in zip(part, bounds)
+            ]),
+        )  # fmt: skip
+        rate_of_masks = 0.0 if drawn[0] is None else drawn[0].rate
+        settings = StepSettings(optimizer, activation, l2, rate_of_masks, n, distortion if distorting else None)
         carry = compiled.scan(scanned_step, settings, carry, _on_device(batch, like), data)
     state.params, state.opt_state, total = carry
     state.step += len(slices)
@@ -376,6 +398,7 @@ def fit(
     l2: float = 0.0,
     label_smoothing: float = 0.0,
     shift: int = 0,
+    distortion: augment.Distortion | None = None,
     compile: bool = False,
 ) -> TrainState:
     """Train from ``state`` until ``epochs`` epochs are done (or ``on_epoch`` returns True).
@@ -389,7 +412,9 @@ def fit(
     ``label_smoothing`` > 0 trains on smoothed targets (``nn.smooth_labels``), and the epoch's
     loss is measured against them.
     ``shift`` > 0 moves each batch by its own random offset of up to ``shift`` pixels each way
-    (``augment.shift_images``; offsets drawn per epoch from (seed, epoch)).
+    (``augment.shift_images``; offsets drawn per epoch from (seed, epoch)). ``distortion`` distorts
+    every image of every batch anew (``augment.Distortion``; draws from (seed, epoch, batch)), after
+    the shift.
     ``compile`` runs the same steps compiled (``compiled.kind``): on JAX each epoch as one program,
     on PyTorch each step through ``torch.compile``; elsewhere it is a ``SettingError``. The batches,
     masks and rates are the eager run's, and so are the results, to float32 rounding.
@@ -406,8 +431,10 @@ def fit(
     full_batch = batch_size is None or batch_size >= n
     # Compaction pays on whole-set products; on mini-batches the per-step gather and scatter of
     # the first layer's weights cost more than the skipped columns save.
-    # Input-dropout masks and shifts need all the columns, so with them the inputs stay whole.
-    inputs = compact_inputs(X) if full_batch and not input_dropout and not shift else CompactInputs(X, None)
+    # Input-dropout masks, shifts and distortions need all the columns, so with them the inputs stay whole.
+    distorting = distortion is not None and distortion.active
+    whole = input_dropout or shift or distorting
+    inputs = compact_inputs(X) if full_batch and not whole else CompactInputs(X, None)
     step = train_step
     if compiling == compiled.STEP:
         step = compiled_train_step(optimizer, activation, l2, state.params[0][0])
@@ -424,10 +451,12 @@ def fit(
             total = scanned_epoch(
                 state, inputs, Y, slices, optimizer=optimizer, schedule=schedule, activation=activation, seed=seed,
                 epoch=epoch, shuffle=not full_batch, dropout=dropout, input_dropout=input_dropout, l2=l2, shift=shift,
+                distortion=distortion,
             )  # fmt: skip
         elif full_batch:
             masks = batch_dropout(state.params, n, dropout, seed, epoch, 0, dtype, input_dropout)
-            total = step(state, shifted(inputs, offsets, 0), Y, optimizer, rate, activation, masks, l2)
+            batch_inputs = distorted(shifted(inputs, offsets, 0), distortion, seed, epoch, 0)
+            total = step(state, batch_inputs, Y, optimizer, rate, activation, masks, l2)
         else:
             order = to_device(epoch_order(seed, epoch, n), X)
             total = 0.0
@@ -436,7 +465,7 @@ def fit(
                     rows = order[start:stop]
                     masks = batch_dropout(state.params, stop - start, dropout, seed, epoch, batch, dtype, input_dropout)
                     Y_rows = xp.take(Y, rows, axis=0)
-                    batch_inputs = shifted(inputs.take(rows), offsets, batch)
+                    batch_inputs = distorted(shifted(inputs.take(rows), offsets, batch), distortion, seed, epoch, batch)
                     loss = step(state, batch_inputs, Y_rows, optimizer, schedule(state.step), activation, masks, l2)
                     total = total + loss * ((stop - start) / n)
         if compiling is not None:

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 from array_api_compat import array_namespace
 
 from . import checkpoint as checkpoints
-from . import compiled, guard, nn, resume, schedules
+from . import augment, compiled, guard, nn, resume, schedules
 from .backend import fused_kernels, host_rng, place_of, standard_normal
 from .callbacks import (
     Callback,
@@ -106,6 +106,7 @@ def fit_config(
         l2=config.l2,
         label_smoothing=config.label_smoothing,
         shift=config.shift,
+        distortion=augment.from_config(config),
         compile=compile,
     )
 

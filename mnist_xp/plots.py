@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import nn
+from . import augment, nn
+from .backend import uniform_sampler
 from .data import IMAGE_SHAPE, NUM_CLASSES
 from .errors import PLOT_INSTALL_HINT, PlotError
 from .metrics import confusion_matrix
@@ -24,10 +25,13 @@ FIGSIZES = {
     "confusion": (7.5, 6.5),
     "misclassified": (12.0, 7.2),
     "weights": (9.0, 9.4),
+    "distortions": (9.0, 9.6),
 }
 """Each picture's size in inches; at ``DPI`` dots per inch a picture is ``100 * size`` pixels."""
 MISCLASSIFIED_SHOWN = 32
 WEIGHTS_SHOWN = 64
+DISTORTED_DIGITS = 8
+DISTORTED_COPIES = 6
 
 
 def require():
@@ -177,6 +181,27 @@ def first_layer_weights(path: Path, W: np.ndarray) -> Path:
     return _save(figure, path)
 
 
+def distortion_grid(
+    path: Path, images: np.ndarray, labels: np.ndarray, distortion: augment.Distortion, seed: int = 0
+) -> Path:
+    """The first digits, one to a row, each followed by copies distorted as training distorts images.
+
+    Copy k takes the draws of (seed, epoch k, batch 0): a row shows one digit as the network
+    might see it in several epochs.
+    """
+    count, copies = min(DISTORTED_DIGITS, len(images)), DISTORTED_COPIES
+    flat = images[:count].reshape(count, -1)
+    tiles = []
+    for k in range(1, copies + 1):
+        draws = uniform_sampler(np.empty(0), "distort", seed, k, 0)((count, distortion.draws), str(flat.dtype))
+        tiles.append(np.asarray(distortion(flat, draws)).reshape(count, *IMAGE_SHAPE))
+    grid = np.stack([images[:count], *tiles], axis=1).reshape(-1, *IMAGE_SHAPE)
+    captions = [f"label {labels[i]}" if k == 0 else f"copy {k}" for i in range(count) for k in range(copies + 1)]
+    figure = _mosaic("distortions", grid, captions, copies + 1, 7, 8, cmap="gray", vmin=0.0, vmax=1.0)
+    figure.suptitle(f"Training digits and distorted copies\n{distortion.describe()}", fontsize=11)
+    return _save(figure, path)
+
+
 def write_pictures(
     folder: Path | str,
     host_params,
@@ -186,10 +211,13 @@ def write_pictures(
     test_images: np.ndarray,
     test_labels: np.ndarray,
     history: list[dict] | None = None,
+    distortion: augment.Distortion | None = None,
+    seed: int = 0,
 ) -> list[Path]:
     """Write every picture into ``folder``; images are (n, 28, 28) in [0, 1]. Returns the files written.
 
     The training curves need a ``history`` with at least one epoch; without one they are left out.
+    With a ``distortion`` that is active, the training digits' distorted copies (from ``seed``) too.
     """
     require()
     folder = Path(folder)
@@ -201,6 +229,8 @@ def write_pictures(
     predicted = nn.predicted_class(probabilities)
     confidence = probabilities[np.arange(len(predicted)), predicted]
     written = [digit_grid(folder / "samples.png", train_images, train_labels)]
+    if distortion is not None and distortion.active:
+        written.append(distortion_grid(folder / "distortions.png", train_images, train_labels, distortion, seed))
     if history:
         written.append(training_curves(folder / "curves.png", history))
     written += [

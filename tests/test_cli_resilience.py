@@ -116,8 +116,14 @@ RESUMED_RUN = ["--limit", "600", "--hidden", "32", "--batch-size", "100"]
 
 @pytest.mark.parametrize(
     "option, setting, value",
-    [("--shift", "shift", 2), ("--input-dropout", "input_dropout", 0.2), ("--label-smoothing", "label_smoothing", 0.1)],
-    ids=["shift", "input-dropout", "label-smoothing"],
+    [
+        ("--shift", "shift", 2),
+        ("--input-dropout", "input_dropout", 0.2),
+        ("--label-smoothing", "label_smoothing", 0.1),
+        ("--elastic", "elastic", 30.0),
+        ("--rotate", "rotate", 15.0),
+    ],
+    ids=["shift", "input-dropout", "label-smoothing", "elastic", "rotate"],
 )
 def test_resume_with_shifts_input_dropout_or_smoothing_is_bit_identical(capsys, tmp_path, option, setting, value):
     """Each option draws per (seed, epoch, batch) or changes the targets: a resumed run must do the same as a whole one."""

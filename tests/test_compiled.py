@@ -9,7 +9,7 @@ import pytest
 from array_api_compat import array_namespace
 from helpers import run_main
 
-from mnist_xp import DEFAULT, compiled, data, nn, schedules, train
+from mnist_xp import DEFAULT, augment, compiled, data, nn, schedules, train
 from mnist_xp import backend as backends
 from mnist_xp.errors import SettingError
 from mnist_xp.loop import TrainState, fit
@@ -30,8 +30,12 @@ RUNS = {
         l2=1e-3,
         label_smoothing=0.1,
         shift=1,
+        distortion=augment.Distortion(elastic=30.0, rotate=10.0, zoom=0.1, shear=10.0),
     ),
-    "full-batch-momentum": dict(optimizer=momentum(), learning_rate=0.2, batch_size=None, dropout=0.3, l2=1e-3),
+    "full-batch-momentum": dict(
+        optimizer=momentum(), learning_rate=0.2, batch_size=None, dropout=0.3, l2=1e-3,
+        distortion=augment.Distortion(elastic=20.0, sigma=3.0),
+    ),  # fmt: skip
 }
 """Each ``fit`` option a compiled epoch must take over from the eager loop, and both shapes of epoch. The
 optimizers are made once, so that every test of a run reuses the programs compiled for it."""

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .. import backend, guard, metrics, plots, resume
+from .. import augment, backend, guard, metrics, plots, resume
 from ..callbacks import Callback
 from ..config import FIELDS, RECIPES, RESUMABLE, TrainConfig, read_recipe
 from ..data import IMAGE_SHAPE, DataSource
@@ -221,6 +221,8 @@ def report(args: argparse.Namespace, config: TrainConfig, result: TrainResult) -
             backend.to_host(data.X_test).reshape(-1, *IMAGE_SHAPE),
             data.y_test,
             history_records(result.history),
+            augment.from_config(config),
+            config.seed,
         )
         print(f"pictures written to {args.plots}: {', '.join(path.name for path in written)}")
 
@@ -241,6 +243,8 @@ def describe_optimization(config: TrainConfig) -> str:
         parts.append(f"label smoothing {config.label_smoothing}")
     if config.shift:
         parts.append(f"shifts of up to {config.shift} px")
+    if (distortion := augment.from_config(config)).active:
+        parts.append(f"distortions: {distortion.describe()}")
     if config.val is not None:
         parts.append(f"validation {config.val} images" + (f", patience {config.patience}" if config.patience else ""))
     return "           " + ", ".join(parts)

@@ -1,0 +1,121 @@
+"""Affine and elastic distortions: the exact identity, scipy's interpolation and smoothing, one batch on every backend."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from mnist_xp import DEFAULT, augment, load_mnist, train
+from mnist_xp import backend as backends
+from mnist_xp.loop import distorted
+
+STRONG = augment.Distortion(elastic=34.0, sigma=4.0, rotate=15.0, zoom=0.2, shear=15.0)
+"""Every distortion at once, each well beyond what training uses."""
+
+
+def draws(count: int, distortion=STRONG, seed: int = 0):
+    return np.random.default_rng(seed).random((count, distortion.draws))
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """The first 32 training images of MNIST as float64 host arrays, values in [0, 1]."""
+    return load_mnist(limit=32, dtype="float64").X_train
+
+
+def test_no_distortion_returns_the_images_themselves(backend):
+    X = backend.asarray(np.random.default_rng(0).uniform(size=(3, 784)))
+    assert augment.Distortion()(X, None) is X
+    assert not augment.Distortion(sigma=9.0).active
+
+
+@pytest.mark.parametrize(
+    "distortion",
+    [
+        augment.Distortion(elastic=34.0),
+        augment.Distortion(rotate=30.0, zoom=0.3, shear=20.0),
+        STRONG,
+    ],
+    ids=["elastic", "affine", "both"],
+)
+def test_zero_draws_give_the_identity_exactly(backend, digits, distortion):
+    # Draws of 1/2 are signed draws of 0: a zero field, angle 0, scale 1, shear 0.
+    half = np.full((len(digits), distortion.draws), 0.5)
+    got = backend.to_numpy(distortion(backend.asarray(digits), backend.asarray(half)))
+    assert got.tobytes() == digits.tobytes()
+
+
+def test_reading_at_any_point_is_scipys_bilinear_interpolation():
+    rng = np.random.default_rng(1)
+    images = rng.uniform(size=(4, 28, 28))
+    rows, cols = rng.uniform(-4, 32, size=(2, 4, 28, 28))  # far outside the frame too
+    rows[:, 0, :5] = np.arange(5)  # whole coordinates, and the frame's edges
+    cols[:, 0, :5] = [0, 27, 27.5, 28, -0.5]
+    got = augment.bilinear(images.reshape(4, 784), rows, cols)
+    for image, row, col, one in zip(images, rows, cols, got):
+        expected = ndimage.map_coordinates(image, [row, col], order=1, mode="grid-constant", cval=0.0)
+        np.testing.assert_allclose(one, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_smoothing_is_scipys_gaussian_filter_transposed():
+    fields = np.random.default_rng(2).uniform(-1, 1, size=(3, 40, 20))
+    for sigma in (1.0, 2.5, 4.0, 6.0):  # the kernel cut off inside the frame, and beyond it
+        got = augment.smooth(fields, sigma)
+        for field, one in zip(fields, got):
+            expected = ndimage.gaussian_filter(field, sigma, mode="constant", cval=0.0)
+            np.testing.assert_allclose(one, expected.T, rtol=1e-10, atol=1e-14)
+
+
+def test_a_quarter_turn_turns_the_digit(digits):
+    # Draws of 0 are signed draws of -1: the full angle one way, here -90 degrees, and no scaling or shear.
+    turn = augment.Distortion(rotate=90.0)
+    low = np.zeros((len(digits), turn.draws))
+    low[:, 1:3] = 0.5
+    got = turn(digits, low).reshape(-1, 28, 28)
+    np.testing.assert_allclose(got, np.rot90(digits.reshape(-1, 28, 28), k=1, axes=(1, 2)), atol=1e-12)
+
+
+def test_zooming_in_makes_the_digit_bigger(digits):
+    # MNIST's digits fit a 20-pixel box: at 1.2 times, 24 pixels, they still fit the frame.
+    zoom = augment.Distortion(zoom=0.2)
+    big, small = np.full((len(digits), zoom.draws), 0.5), np.full((len(digits), zoom.draws), 0.5)
+    big[:, 1:3], small[:, 1:3] = 1.0, 0.0  # scale 1.2 on both axes; scale 0.8
+    ink = digits.sum(axis=1)
+    for draws_of, scale in ((big, 1.2), (small, 0.8)):  # ink grows with the area; interpolation blurs a little
+        ratios = zoom(digits, draws_of).sum(axis=1) / ink
+        assert np.mean(ratios) == pytest.approx(scale**2, rel=0.01)
+        np.testing.assert_allclose(ratios, scale**2, rtol=0.1)
+
+
+def test_distorted_images_keep_shape_type_and_range(backend, digits):
+    for dtype in ("float32", "float64"):
+        X = backend.asarray(digits, dtype)
+        got = STRONG(X, backend.asarray(draws(len(digits)), dtype))
+        assert got.shape == X.shape and got.dtype == X.dtype
+        host = backend.to_numpy(got)
+        assert host.min() >= 0.0 and host.max() <= 1.0
+        assert not np.allclose(host, digits, atol=0.1)  # truly moved
+
+
+def test_a_seed_gives_numpys_distorted_batch_on_every_backend(backend, digits):
+    from mnist_xp.loop import CompactInputs
+
+    host = distorted(CompactInputs(digits.astype(np.float32), None), STRONG, 7, 3, 5).X
+    X = backend.asarray(digits, "float32")
+    got = backend.to_numpy(distorted(CompactInputs(X, None), STRONG, 7, 3, 5).X)
+    np.testing.assert_allclose(got, host, atol=2e-5)
+    other = distorted(CompactInputs(digits.astype(np.float32), None), STRONG, 7, 3, 6).X
+    assert not np.allclose(other, host, atol=0.1)  # another batch, other distortions
+
+
+def test_training_distorts_every_batch_and_follows_the_seed():
+    config = replace(DEFAULT, hidden=(16,), epochs=2, batch_size=50, elastic=30.0, rotate=10.0)
+    first = train(config, limit=200, measure_test=False)
+    again = train(config, limit=200, measure_test=False)
+    plain = train(replace(config, elastic=0.0, rotate=0.0), limit=200, measure_test=False)
+    assert first.losses == again.losses
+    assert first.losses != plain.losses
+    np.testing.assert_array_equal(first.model.params[0][0], again.model.params[0][0])
