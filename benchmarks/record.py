@@ -103,18 +103,24 @@ def now() -> str:
 
 def record_recipe(name: str, seed: int, device: str = "cpu") -> dict:
     """Train the recipe ``name`` with ``seed`` on all of MNIST and return its record."""
+    import mnist_xp
+
+    return record_run(replace(mnist_xp.RECIPES[name], seed=seed), kind="recipe", label=name, device=device)
+
+
+def record_run(config, *, kind: str, label: str, device: str = "cpu") -> dict:
+    """Train ``config`` on all of MNIST and return its record, of ``kind`` ("recipe", "paper") and named ``label``."""
     import numpy  # noqa: F401  (loads the BLAS, so the record can name it)
 
     import mnist_xp
 
-    config = replace(mnist_xp.RECIPES[name], seed=seed)
     started = now()
     load = os.getloadavg()[0]
     result = mnist_xp.train(config, device=device)
     return {
-        "kind": "recipe",
-        "recipe": name,
-        "seed": seed,
+        "kind": kind,
+        kind: label,
+        "seed": config.seed,
         "device": device,
         "network": "-".join(str(size) for size in result.model.layer_sizes),
         "test_accuracy": result.test_accuracy,

@@ -187,6 +187,12 @@ def render(name: str, results: Path = RESULTS) -> str:
         return recipes_table(load_records(results / "recipes"), default_settings())
     if name == "benchmarks":
         return benchmarks_table(load_records(results / "benchmarks"))
+    if name == "papers":
+        from .papers import table
+
+        found = [(folder, record) for folder in ("recipes", "papers") for record in load_records(results / folder)]
+        keyed = {(folder, r.get("recipe") or r.get("paper"), r["seed"]): r for folder, r in found if r["device"] == "cpu"}
+        return table(keyed, describe_machine)
     raise ValueError(f"no table called {name!r}")
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from array_api_compat import array_namespace, device
 
-from .backend import host_generator
+from .backend import fused_kernels, host_generator
 from .data import IMAGE_SHAPE
 from .values import is_whole_number
 
@@ -93,10 +93,19 @@ class Distortion:
         xp = array_namespace(X)
         rows, cols = self.shape
         signed = 2 * uniform - 1
-        source_row, source_col = self._affine_sources(xp, signed[:, :AFFINE_DRAWS], X)
+        field = None
         if self.elastic:
-            field = self.elastic * smooth(xp.reshape(signed[:, AFFINE_DRAWS:], (-1, rows, cols)), self.sigma)
-            field = xp.reshape(field, (X.shape[0], 2, cols, rows))
+            # Laid out (cols, rows), the draws come out of smoothing (which transposes) as (rows, cols).
+            field = self.elastic * smooth(xp.reshape(signed[:, AFFINE_DRAWS:], (-1, cols, rows)), self.sigma)
+            field = xp.reshape(field, (X.shape[0], 2, rows, cols))
+        kernels = fused_kernels(xp)
+        if kernels is not None:  # the same arithmetic in one pass (NumPy with Numba)
+            rotate, shear = math.radians(self.rotate), math.radians(self.shear)
+            fused = kernels.resample(X, signed[:, :AFFINE_DRAWS], field, rotate, self.zoom, shear, self.shape)
+            if fused is not None:
+                return fused
+        source_row, source_col = self._affine_sources(xp, signed[:, :AFFINE_DRAWS], X)
+        if field is not None:
             source_row, source_col = source_row + field[:, 0, ...], source_col + field[:, 1, ...]
         return xp.reshape(bilinear(X, source_row, source_col, self.shape), X.shape)
 
@@ -111,12 +120,12 @@ class Distortion:
             return row + (rows - 1) / 2, col + (cols - 1) / 2
         per_image = [xp.reshape(signed[:, k], (-1, 1, 1)) for k in range(AFFINE_DRAWS)]
         angle, zoom_row, zoom_col, shear = per_image
-        angle = angle * (self.rotate * math.pi / 180)
+        angle = angle * math.radians(self.rotate)
         cos, sin = xp.cos(angle), xp.sin(angle)
         # Source = centre + rotation(shear(scale(pixel - centre))): a larger scale shows a larger digit.
         down = row / (1 + self.zoom * zoom_row)
         across = col / (1 + self.zoom * zoom_col)
-        across = across + xp.tan(shear * (self.shear * math.pi / 180)) * down
+        across = across + xp.tan(shear * math.radians(self.shear)) * down
         return cos * down - sin * across + (rows - 1) / 2, sin * down + cos * across + (cols - 1) / 2
 
 

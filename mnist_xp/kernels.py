@@ -92,9 +92,84 @@ def adam(p, g, m, v, keep1, keep2, epsilon, step, decay, decoupled):
     return tuple(arrays)
 
 
+def _resample_signatures() -> list:
+    """Images (n, pixels), affine draws (n, 4), field (n, 2, rows, cols), the grid's row and column offsets
+    from the centre, the numbers (``resample``) and the output, all of one float type, for each float type."""
+    signatures = []
+    for t in FLOAT_TYPES:
+        kind = numba.from_dtype(t)
+        signatures.append(numba.void(kind[:, ::1], kind[:, ::1], kind[:, :, :, ::1], kind[::1], kind[::1], kind[::1],
+                                     kind[:, ::1]))  # fmt: skip
+    return signatures
+
+
+@numba.njit(_resample_signatures(), cache=True, nogil=True, error_model="numpy")
+def _resample(X, affine, field, row, col, numbers, out):
+    rotate, zoom, shear, centre_row, centre_col, affine_on, one, zero, high_row, high_col = numbers
+    rows, cols = row.shape[0], col.shape[0]
+    for i in range(X.shape[0]):
+        cos, sin, zoom_row, zoom_col, slant = one, zero, one, one, zero
+        if affine_on != zero:
+            angle = affine[i, 0] * rotate
+            cos, sin = np.cos(angle), np.sin(angle)
+            zoom_row, zoom_col = one + zoom * affine[i, 1], one + zoom * affine[i, 2]
+            slant = np.tan(affine[i, 3] * shear)
+        for r in range(rows):
+            down = row[r] / zoom_row
+            for c in range(cols):
+                across = col[c] / zoom_col
+                if affine_on != zero:
+                    across = across + slant * down
+                    source_row = cos * down - sin * across + centre_row
+                    source_col = sin * down + cos * across + centre_col
+                else:
+                    source_row, source_col = down + centre_row, across + centre_col
+                if field.shape[0] != 0:
+                    source_row = source_row + field[i, 0, r, c]
+                    source_col = source_col + field[i, 1, r, c]
+                # As ``augment.bilinear``: clipped into the frame with a border of zeros, four pixels read.
+                framed_row = min(max(source_row + one, zero), high_row)
+                framed_col = min(max(source_col + one, zero), high_col)
+                top, left = np.floor(framed_row), np.floor(framed_col)
+                down_by, right_by = framed_row - top, framed_col - left
+                # The four pixels of the original image, 0 outside it.
+                t, lft = int(top) - 1, int(left) - 1
+                up, low, left_in, right_in = 0 <= t, t + 1 < rows, 0 <= lft, lft + 1 < cols
+                at = t * cols + lft
+                upper_left = X[i, at] if up and left_in else zero
+                upper_right = X[i, at + 1] if up and right_in else zero
+                lower_left = X[i, at + cols] if low and left_in else zero
+                lower_right = X[i, at + cols + 1] if low and right_in else zero
+                upper = upper_left + right_by * (upper_right - upper_left)
+                lower = lower_left + right_by * (lower_right - lower_left)
+                out[i, r * cols + c] = upper + down_by * (lower - upper)
+
+
+def resample(X, affine, field, rotate, zoom, shear, shape):
+    """``augment.Distortion``'s images in one pass: ``X`` read at each pixel's point under the affine map that
+    the signed draws ``affine`` (n, 4) give, moved by ``field`` (n, 2, rows, cols; None without); None for
+    arrays this kernel does not take. ``rotate`` and ``shear`` are in radians; no affine map if all are 0."""
+    rows, cols = shape
+    kind = X.dtype.type if isinstance(X, np.ndarray) else None
+    if kind not in FLOAT_TYPES or type(affine) is not np.ndarray or affine.dtype != X.dtype:
+        return None
+    if field is not None and (type(field) is not np.ndarray or field.dtype != X.dtype):
+        return None
+    X, affine = np.ascontiguousarray(X), np.ascontiguousarray(affine)
+    field = np.zeros((0, 2, rows, cols), X.dtype) if field is None else np.ascontiguousarray(field)
+    row = np.arange(rows, dtype=X.dtype) - kind((rows - 1) / 2)
+    col = np.arange(cols, dtype=X.dtype) - kind((cols - 1) / 2)
+    affine_on = bool(rotate or zoom or shear)
+    numbers = np.array([rotate, zoom, shear, (rows - 1) / 2, (cols - 1) / 2, affine_on, 1, 0, rows + 1, cols + 1], kind)
+    out = np.empty_like(X)
+    _resample(X, affine, field, row, col, numbers, out)
+    return out
+
+
 class Kernels(NamedTuple):
     momentum: object
     adam: object
+    resample: object
 
 
-KERNELS = Kernels(momentum, adam)
+KERNELS = Kernels(momentum, adam, resample)

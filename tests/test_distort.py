@@ -119,3 +119,32 @@ def test_training_distorts_every_batch_and_follows_the_seed():
     assert first.losses == again.losses
     assert first.losses != plain.losses
     np.testing.assert_array_equal(first.model.params[0][0], again.model.params[0][0])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(
+    "distortion",
+    [augment.Distortion(elastic=34.0), augment.Distortion(rotate=30.0, zoom=0.3, shear=20.0), STRONG],
+    ids=["elastic", "affine", "both"],
+)
+def test_the_one_pass_kernel_distorts_as_the_array_code_does(digits, monkeypatch, dtype, distortion):
+    pytest.importorskip("numba")
+    X, uniform = digits.astype(dtype), draws(len(digits), distortion).astype(dtype)
+    fused = distortion(X, uniform)
+    monkeypatch.setattr(augment, "fused_kernels", lambda xp: None)
+    plain = distortion(X, uniform)
+    assert fused.dtype == plain.dtype == X.dtype and fused.shape == plain.shape
+    # The same operations in the same order; only sin, cos and tan may round otherwise.
+    np.testing.assert_allclose(fused, plain, rtol=0, atol=2e-6 if dtype == "float32" else 1e-13)
+    if distortion.rotate == 0:
+        assert fused.tobytes() == plain.tobytes()
+
+
+def test_images_of_another_shape_distort_too(backend):
+    distortion = augment.Distortion(elastic=10.0, sigma=2.0, rotate=20.0, shape=(5, 7))
+    images = np.random.default_rng(3).uniform(size=(4, 35))
+    X = backend.asarray(images)
+    half = np.full((4, distortion.draws), 0.5)
+    assert backend.to_numpy(distortion(X, backend.asarray(half))).tobytes() == images.tobytes()
+    moved = backend.to_numpy(distortion(X, backend.asarray(draws(4, distortion))))
+    assert moved.shape == (4, 35) and not np.allclose(moved, images)
