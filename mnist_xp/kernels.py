@@ -134,7 +134,7 @@ def _resample(X, affine, field, row, col, numbers, out):
                 down_by, right_by = framed_row - top, framed_col - left
                 # The four pixels of the original image, 0 outside it.
                 t, lft = int(top) - 1, int(left) - 1
-                up, low, left_in, right_in = 0 <= t, t + 1 < rows, 0 <= lft, lft + 1 < cols
+                up, low, left_in, right_in = 0 <= t < rows, 0 <= t + 1 < rows, 0 <= lft < cols, 0 <= lft + 1 < cols
                 at = t * cols + lft
                 upper_left = X[i, at] if up and left_in else zero
                 upper_right = X[i, at + 1] if up and right_in else zero
