@@ -8,11 +8,11 @@ affine, a new draw for every image), drawn and applied on the device as training
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 import pytest
 
-from mnist_xp import augment, backend, recipe
+from mnist_xp import augment, backend
+from mnist_xp.config import recipe
 from mnist_xp.loop import TrainState, fit
 from mnist_xp.pipeline import initial_state, make_optimizer
 
@@ -27,7 +27,7 @@ def test_elastic_epoch(benchmark, distorted, train_limit):
     X, Y, _ = mnist("cpu", RECIPE.dtype, train_limit)
     xp = backend.namespace("cpu")
     layers = [X.shape[1], *RECIPE.hidden, Y.shape[1]]
-    optimizer = make_optimizer(RECIPE)
+    optimizer = make_optimizer(RECIPE, xp)
     state: TrainState = initial_state(RECIPE, layers, xp, optimizer)
     distortion = augment.from_config(RECIPE) if distorted else None
 

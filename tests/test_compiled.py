@@ -81,7 +81,9 @@ def test_a_compiled_jax_epoch_is_the_eager_one(mnist, name):
     xp = namespace("jax")
     eager = run(xp, mnist, RUNS[name], compile=False)
     scanned = run(xp, mnist, RUNS[name], compile=True)
-    assert_same_run(scanned, eager)
+    # XLA fuses the distortions' coordinate arithmetic (with fused multiply-adds): pixels differ in their
+    # last bits, which Adam's per-weight scaling lifts to a few 1e-6 on weights whose gradients are near 0.
+    assert_same_run(scanned, eager, atol=1e-5)
     if name == "adam-everything":  # Adam's step count is a number again, as checkpoints keep it
         assert isinstance(scanned.opt_state[0], int) and scanned.opt_state[0] == eager.opt_state[0] == 8
 
