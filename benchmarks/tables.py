@@ -28,6 +28,7 @@ from .report import PEERS, WORK_NAMES, ratio, seconds
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
 SEEDS = (0, 1, 2)
+AFFINE = (("rotate", "rotation", "°"), ("zoom", "scale ±", ""), ("shear", "shear", "°"))
 MARKED = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.DOTALL)
 
 
@@ -54,6 +55,11 @@ def describe_settings(settings: dict) -> str:
         words.append(f"label smoothing {settings['label_smoothing']:g}")
     if settings["shift"]:
         words.append(f"shifts of up to {settings['shift']} px")
+    if settings.get("elastic"):
+        words.append(f"elastic distortion α {settings['elastic']:g}, σ {settings['elastic_sigma']:g}")
+    affine = [f"{label} {settings[name]:g}{unit}" for name, label, unit in AFFINE if settings.get(name)]
+    if affine:
+        words.append("affine distortion: " + ", ".join(affine))
     batch = settings["batch_size"]
     words.append("full batch" if batch == "full" else f"batch {batch}")
     words.append(f"{settings['epochs']} epochs")

@@ -240,16 +240,6 @@ RECIPES = {
     "fast": replace(
         DEFAULT, optimizer="nesterov", momentum=0.9, lr=0.3, epochs=4, schedule="cosine", warmup=0.5, label_smoothing=0.1
     ),
-    # The most accurate: a wide two-hidden-layer network with dropout and shifted batches.
-    "best": replace(
-        DEFAULT, hidden=(1024, 1024), optimizer="nesterov", momentum=0.9, lr=0.1, epochs=30, schedule="cosine",
-        warmup=1.0, dropout=0.5, shift=1,
-    ),
-    # Simard et al. (2003)'s 784-800-10 with elastic distortions: a new distortion of every image every epoch.
-    "elastic": replace(
-        DEFAULT, hidden=(800,), optimizer="nesterov", momentum=0.9, lr=0.05, epochs=100, schedule="cosine",
-        warmup=1.0, elastic=34.0, elastic_sigma=4.0,
-    ),
     # 784-128-10 to 98 % in few steps of batches big enough to fill a GPU: Adam, batch 4096, shifts.
     "gpu": replace(
         DEFAULT, optimizer="adam", lr=0.03, epochs=40, batch_size=4096, schedule="cosine", warmup=4.0, shift=1

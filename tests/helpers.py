@@ -72,6 +72,12 @@ BAD_VALUES = [
     ("label_smoothing", 1.5, "must be at least 0 and below 1"),
     ("shift", 5, "is outside 0..4"),
     ("shift", 1.5, "is not a whole number"),
+    ("elastic", -1.0, "is outside 0..100"),
+    ("elastic", float("nan"), "is outside 0..100"),
+    ("elastic_sigma", 0.5, "is outside 1..28"),
+    ("rotate", 181.0, "is outside 0..180"),
+    ("zoom", 0.6, "is outside 0..0.5"),
+    ("shear", -5.0, "is outside 0..60"),
     ("val", 0, "must be positive"),
     ("patience", 0, "must be positive"),
 ]

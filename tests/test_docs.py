@@ -234,6 +234,24 @@ def test_a_changed_record_changes_the_tables(tmp_path):
     assert ROOT / "docs" / "training.md" in tables.stale(results=results)
 
 
+def test_the_papers_table_puts_a_row_s_records_beside_the_paper(tmp_path):
+    from benchmarks import papers, tables
+
+    results = tmp_path / "results"
+    shutil.copytree(ROOT / "results", results)
+    template = json.loads(sorted((results / "recipes").glob("*.json"))[0].read_text())
+    for seed, accuracy in enumerate((0.984, 0.985, 0.983)):  # errors 1.60, 1.50, 1.70: mean 1.60
+        record = template | {"kind": "paper", "paper": "800-none", "seed": seed, "test_accuracy": accuracy,
+                             "train_seconds": 60.0 + seed}  # fmt: skip
+        record.pop("recipe", None)
+        (results / "papers").mkdir(exist_ok=True)
+        (results / "papers" / f"800-none-seed{seed}.json").write_text(json.dumps(record))
+    table = tables.render("papers", results)
+    none = papers.rows()["800-none"]
+    assert f"| 784-800-10 | none | {none.paper} | 1.6 | 1.60, 1.50, 1.70 | 1.60 | 60, 61, 62 |" in table
+    assert ROOT / "docs" / "distortions.md" in tables.stale(results=results)
+
+
 def test_a_record_names_its_machine_libraries_and_commit():
     import numpy  # noqa: F401  (the BLAS a record names is the one loaded)
 
