@@ -55,7 +55,7 @@ SPACES = {
         "warmup": {"low": 0.0, "high": 1.0},
         "label_smoothing": {"low": 0.0, "high": 0.2},
     },
-    # The best recipe's network, 784-1024-1024-10, with the regularisation a long run wants.
+    # A wide network, 784-1024-1024-10, with the regularisation a long run wants.
     "wide": {
         "hidden": {"value": [1024, 1024]},
         "optimizer": {"choices": ["nesterov", "adam"]},
