@@ -247,7 +247,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.kind == "recipe":
         import mnist_xp
-
         from mnist_xp.backend import check_choice
         from mnist_xp.errors import MnistXpError
 

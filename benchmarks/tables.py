@@ -152,8 +152,13 @@ def backend_of(record: dict) -> tuple[str, bool]:
     return record.get("backend", "numpy"), record.get("compiled", False)
 
 
-def library_version(versions: set[str]) -> str:
-    return " " + ", ".join(sorted(versions)) if versions else ""
+def library_name(library, runs: list[dict]) -> str:
+    """A library's title and the versions of its package (such as 'cupy-cuda12x' for CuPy) that ``runs`` used."""
+    package = library.module.split(".")[0]
+    versions = sorted(
+        {version for run in runs for key, version in run["libraries"].items() if key.split("-")[0] == package}
+    )
+    return f"{library.title} {', '.join(versions)}".rstrip()
 
 
 def backends_table(records: list[dict]) -> str:
@@ -166,8 +171,10 @@ def backends_table(records: list[dict]) -> str:
         if r["kind"] == "recipe" and r["recipe"] == BACKENDS_RECIPE and r["device"] == "cpu"
     }
     lines = [
-        f"| backend | library | devices | install | runs | `{BACKENDS_RECIPE}`: test accuracy (%), seeds 0, 1, 2 "
-        "| training time (s), seeds 0, 1, 2 |",
+        (
+            f"| backend | library | devices | install | runs | `{BACKENDS_RECIPE}`: test accuracy (%), seeds 0, 1, 2 "
+            "| training time (s), seeds 0, 1, 2 |"
+        ),
         "|---|---|---|---|---|---|---|",
     ]
     notes, named = [], set()
@@ -176,19 +183,14 @@ def backends_table(records: list[dict]) -> str:
         label = f"`{name}`" + ("" if name not in named else " compiled" if compiled else " eager")
         named.add(name)
         found = [runs.get((name, compiled, seed)) for seed in SEEDS]
-        package = library.module.split(".")[0]
-        versions = {
-            version
-            for run in found if run is not None
-            for key, version in run["libraries"].items() if key == package or key.startswith(package + "-")
-        }
         install = f"`pip install '.[{library.extra}]'`" if library.extra else "included"
         accuracies = ", ".join("–" if run is None else percent(run["test_accuracy"]) for run in found)
         times = ", ".join("–" if run is None else f"{run['train_seconds']:.1f}" for run in found)
-        cells = [label, library.title + library_version(versions), ", ".join(library.devices),
+        recorded = [run for run in found if run is not None]
+        cells = [label, library_name(library, recorded), ", ".join(library.devices),
                  install + INSTALL_NOTES.get(name, ""), how, accuracies, times]
         lines.append("| " + " | ".join(cells) + " |")
-        if all(run is None for run in found):
+        if not recorded:
             notes.append(f"{label}: not recorded " + ("yet" if "cpu" in library.devices else "here (no GPU)"))
     lines.append("")
     caption = runs_caption(list(runs.values()))
@@ -227,10 +229,13 @@ def benchmarks_table(records: list[dict]) -> str:
     forced = ", ".join(f"{key}={value}" for key, value in machine.get("openblas_env", {}).items())
     lines += [
         "",
-        f"Medians of one run recorded {(record['recorded'] or '?')[:16].replace('T', ' ')} UTC at commit "
-        f"{(record['commit']['id'] or '?')[:10]}, on {machine['cpu']} ({machine['cores']} cores), "
-        f"{', '.join(blas) or 'no BLAS recorded'}{'; ' + forced if forced else ''}, "
-        f"Python {record['libraries'].get('python', '?')}. A dash: that contestant was not installed or does not run there.",
+        (
+            f"Medians of one run recorded {(record['recorded'] or '?')[:16].replace('T', ' ')} UTC at commit "
+            f"{(record['commit']['id'] or '?')[:10]}, on {machine['cpu']} ({machine['cores']} cores), "
+            f"{', '.join(blas) or 'no BLAS recorded'}{'; ' + forced if forced else ''}, "
+            f"Python {record['libraries'].get('python', '?')}. A dash: that contestant was not installed or does not run "
+            "there."
+        ),
     ]
     load, cores = record.get("load_average"), machine["cores"]
     if load is not None and cores and load >= cores:
