@@ -47,6 +47,7 @@ def test_the_backends_table_has_a_row_per_backend_and_a_dash_where_nothing_is_re
             fake_run(0, 0.9812, 2.25, "torch", versions={"torch": "2.1.0"}),
             fake_run(2, 0.9799, 2.5, "torch", versions={"torch": "2.1.0"}),
             fake_run(1, 0.9701, 9.0, "jax", compiled=False, versions={"jax": "0.4.0", "jaxlib": "0.4.0"}),
+            {**fake_run(1, 0.5, 0.1, "torch"), "device": "gpu"},
         ],
     )
     table = tables.render("backends", tmp_path)
