@@ -1,11 +1,15 @@
 """Record a run as JSON: what it measured, on which machine, with which libraries, at which commit.
 
     python -m benchmarks.record recipe NAME --seed S          # -> results/recipes/NAME-seedS.json
+    python -m benchmarks.record recipe NAME --seed S --backend B [--compile | --no-compile]
+                                                              # -> results/backends/NAME-B[-MODE]-seedS.json
     python -m benchmarks.record bench --name NAME [-k EXPR]   # -> results/benchmarks/NAME.json
     python -m benchmarks.record bench RUN.json --name NAME
 
 ``recipe`` trains one recipe on the bundled MNIST (all 60,000 training images) and keeps its
-test accuracy and training time. ``bench`` runs ``pytest benchmarks --benchmark-only`` (or takes
+test accuracy and training time; on NumPy it goes to results/recipes/, on another backend (or
+compiled otherwise than the backend's default) to results/backends/, named by backend and mode
+(``fast-jax-seed0.json`` compiled as JAX is by default, ``fast-jax-eager-seed0.json``). ``bench`` runs ``pytest benchmarks --benchmark-only`` (or takes
 a run that ``--benchmark-json RUN.json`` wrote) and keeps what the tables need: each benchmark's
 median time and rounds. Both keep the load average while they ran, which says whether other work
 shared the machine.
@@ -30,7 +34,9 @@ from .machine import blas_libraries, openblas_env
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
-LIBRARIES = ("numpy", "array-api-compat", "numba", "cupy-cuda12x", "cupy-cuda13x", "scikit-learn")
+LIBRARIES = (
+    "numpy", "array-api-compat", "numba", "cupy-cuda12x", "cupy-cuda13x", "torch", "jax", "jaxlib", "scikit-learn",
+)
 
 
 def lscpu() -> dict:
@@ -101,14 +107,29 @@ def now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
 
 
-def record_recipe(name: str, seed: int, device: str = "cpu") -> dict:
-    """Train the recipe ``name`` with ``seed`` on all of MNIST and return its record."""
+def compiles(backend: str, device: str, compile: bool | None) -> bool:
+    """Whether a run on ``backend`` and ``device`` compiles, ``compile`` None meaning the backend's default."""
+    from mnist_xp import backend as backends
+    from mnist_xp.compiled import wanted
+
+    return wanted(compile, backends.namespace(device, backend))
+
+
+def record_recipe(name: str, seed: int, device: str = "cpu", backend: str | None = None, compile: bool | None = None) -> dict:
+    """Train the recipe ``name`` with ``seed`` on all of MNIST and return its record.
+
+    ``backend`` None is the device's default; ``compile`` None compiles where the backend does by default.
+    A record made on a named ``backend`` says which, and whether it ran compiled.
+    """
     import mnist_xp
 
-    return record_run(replace(mnist_xp.RECIPES[name], seed=seed), kind="recipe", label=name, device=device)
+    config = replace(mnist_xp.RECIPES[name], seed=seed)
+    return record_run(config, kind="recipe", label=name, device=device, backend=backend, compile=compile)
 
 
-def record_run(config, *, kind: str, label: str, device: str = "cpu") -> dict:
+def record_run(
+    config, *, kind: str, label: str, device: str = "cpu", backend: str | None = None, compile: bool | None = None
+) -> dict:
     """Train ``config`` on all of MNIST and return its record, of ``kind`` ("recipe", "paper") and named ``label``."""
     import numpy  # noqa: F401  (loads the BLAS, so the record can name it)
 
@@ -116,12 +137,14 @@ def record_run(config, *, kind: str, label: str, device: str = "cpu") -> dict:
 
     started = now()
     load = os.getloadavg()[0]
-    result = mnist_xp.train(config, device=device)
+    result = mnist_xp.train(config, device=device, backend=backend, compile=compile)
+    run = {"backend": backend, "compiled": compiles(backend, device, compile)} if backend is not None else {}
     return {
         "kind": kind,
         kind: label,
         "seed": config.seed,
         "device": device,
+        **run,
         "network": "-".join(str(size) for size in result.model.layer_sizes),
         "test_accuracy": result.test_accuracy,
         "test_loss": result.test["loss"],
@@ -186,6 +209,21 @@ def run_benchmarks(select: str | None = None) -> dict:
     return record
 
 
+def recipe_path(results: Path, record: dict) -> Path:
+    """Where a recipe's record goes: a run on the device's own backend in recipes/, one on another in backends/.
+
+    A backend's records are named by it, with ``-compiled`` or ``-eager`` where the run differs from
+    the backend's default; a device other than the CPU is a suffix, as it has been in recipes/.
+    """
+    name, seed, device = record["recipe"], record["seed"], record["device"]
+    suffix = "" if device == "cpu" else f"-{device}"
+    if "backend" not in record:
+        return results / "recipes" / f"{name}-seed{seed}{suffix}.json"
+    compiled = record["compiled"]
+    mode = "" if compiled == compiles(record["backend"], device, None) else ("-compiled" if compiled else "-eager")
+    return results / "backends" / f"{name}-{record['backend']}{mode}-seed{seed}{suffix}.json"
+
+
 def write(record: dict, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
@@ -199,7 +237,12 @@ def main(argv: list[str] | None = None) -> int:
     recipe.add_argument("name", help="a recipe of mnist_xp.RECIPES")
     recipe.add_argument("--seed", type=int, default=0)
     recipe.add_argument("--device", default="cpu", choices=("cpu", "gpu"))
-    recipe.add_argument("--out", type=Path, default=RESULTS / "recipes", help="folder of the records")
+    recipe.add_argument("--backend", default=None, help="numpy, cupy, torch or jax (default: the device's own)")
+    recipe.add_argument(
+        "--compile", action=argparse.BooleanOptionalAction, default=None,
+        help="run compiled, or with --no-compile eagerly (default: as the backend does)",
+    )
+    recipe.add_argument("--results", type=Path, default=RESULTS, help="folder of the recipes/ and backends/ records")
     bench = kinds.add_parser("bench", help="reduce a pytest-benchmark JSON run to a record")
     bench.add_argument("run", type=Path, nargs="?", help="a file written by pytest --benchmark-json (default: run them now)")
     bench.add_argument("-k", dest="select", default=None, help="run only the benchmarks that pytest -k EXPR selects")
@@ -213,11 +256,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.kind == "recipe":
         import mnist_xp
+        from mnist_xp.backend import check_choice
+        from mnist_xp.errors import MnistXpError
 
         if args.name not in mnist_xp.RECIPES:
             parser.error(f"unknown recipe {args.name!r}: choose one of {', '.join(sorted(mnist_xp.RECIPES))}")
-        suffix = "" if args.device == "cpu" else f"-{args.device}"
-        path = write(record_recipe(args.name, args.seed, args.device), args.out / f"{args.name}-seed{args.seed}{suffix}.json")
+        try:
+            backend = check_choice(args.device, args.backend)
+            own = backend == check_choice(args.device) and not args.compile
+            record = record_recipe(args.name, args.seed, args.device, None if own else backend, args.compile)
+        except MnistXpError as error:
+            parser.error(str(error))
+        path = write(record, recipe_path(args.results, record))
     else:
         path = write(reduce_benchmarks(json.loads(args.run.read_text())), args.out / f"{args.name}.json")
     print(path)

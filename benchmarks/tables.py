@@ -10,8 +10,9 @@ A table lives between two markers in a Markdown file,
     <!-- /table -->
 
 and everything between them is made here from the records (``python -m benchmarks.record``
-writes them): ``recipes`` from results/recipes/, ``benchmarks`` from the newest record in
-results/benchmarks/. Nothing in a table is typed by hand.
+writes them): ``recipes`` from results/recipes/, ``backends`` from the ``fast`` recipe's records
+there and in results/backends/, ``benchmarks`` from the newest record in results/benchmarks/.
+Nothing in a table is typed by hand.
 """
 
 from __future__ import annotations
@@ -29,6 +30,16 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
 SEEDS = (0, 1, 2)
 AFFINE = (("rotate", "rotation", "°"), ("zoom", "scale ±", ""), ("shear", "shear", "°"))
+BACKENDS_RECIPE = "fast"
+RUNS = {
+    ("numpy", False): "eager",
+    ("cupy", False): "eager",
+    ("torch", False): "eager; `--compile`: each step through `torch.compile`",
+    ("jax", True): "compiled: each epoch one `jax.jit` program",
+    ("jax", False): "eager (`--no-compile`)",
+}
+"""The backends table's rows, (backend, compiled), each with how it runs; a backend's second row is named by its mode."""
+INSTALL_NOTES = {"jax": "; for a GPU also `pip install -U 'jax[cuda12]'`"}
 MARKED = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.DOTALL)
 
 
@@ -115,6 +126,14 @@ def recipes_table(records: list[dict], recipe_settings: dict[str, dict]) -> str:
 
 
 def recipes_caption(records: list[dict], missing: list[str]) -> str:
+    text = runs_caption(records)
+    if records and missing:
+        text += " Not recorded yet: " + ", ".join(f"`{name}`" for name in missing) + "."
+    return text
+
+
+def runs_caption(records: list[dict]) -> str:
+    """Where and when recipe runs were recorded: the data, dates, commits, machines, and the load if it was high."""
     if not records:
         return "No recipe has been recorded yet."
     dates = sorted(record["recorded"][:10] for record in records)
@@ -131,9 +150,58 @@ def recipes_caption(records: list[dict], missing: list[str]) -> str:
             f" Other work shared the machine during some of these runs (load average up to {busiest['load_average']:g} "
             f"on {busiest['machine']['cores']} cores), so their training times may be above what it takes alone."
         )
-    if missing:
-        text += " Not recorded yet: " + ", ".join(f"`{name}`" for name in missing) + "."
     return text
+
+
+def backend_of(record: dict) -> tuple[str, bool]:
+    """A recipe record's (backend, compiled): records without them are NumPy's, eager (results/recipes/)."""
+    return record.get("backend", "numpy"), record.get("compiled", False)
+
+
+def library_name(library, runs: list[dict]) -> str:
+    """A library's title and the versions of its package (such as 'cupy-cuda12x' for CuPy) that ``runs`` used."""
+    package = library.module.split(".")[0]
+    versions = sorted(
+        {version for run in runs for key, version in run["libraries"].items() if key.split("-")[0] == package}
+    )
+    return f"{library.title} {', '.join(versions)}".rstrip()
+
+
+def backends_table(records: list[dict]) -> str:
+    """One row per backend and mode of ``RUNS``: its library, devices and install, and the ``fast`` recipe's runs."""
+    from mnist_xp.backend import LIBRARIES
+
+    runs = {
+        (*backend_of(r), r["seed"]): r
+        for r in records
+        if r["kind"] == "recipe" and r["recipe"] == BACKENDS_RECIPE and r["device"] == "cpu"
+    }
+    lines = [
+        (
+            f"| backend | library | devices | install | runs | `{BACKENDS_RECIPE}`: test accuracy (%), seeds 0, 1, 2 "
+            "| training time (s), seeds 0, 1, 2 |"
+        ),
+        "|---|---|---|---|---|---|---|",
+    ]
+    notes, named = [], set()
+    for (name, compiled), how in RUNS.items():
+        library = LIBRARIES[name]
+        label = f"`{name}`" + ("" if name not in named else " compiled" if compiled else " eager")
+        named.add(name)
+        found = [runs.get((name, compiled, seed)) for seed in SEEDS]
+        install = f"`pip install '.[{library.extra}]'`" if library.extra else "included"
+        accuracies = ", ".join("–" if run is None else percent(run["test_accuracy"]) for run in found)
+        times = ", ".join("–" if run is None else f"{run['train_seconds']:.1f}" for run in found)
+        recorded = [run for run in found if run is not None]
+        cells = [label, library_name(library, recorded), ", ".join(library.devices),
+                 install + INSTALL_NOTES.get(name, ""), how, accuracies, times]
+        lines.append("| " + " | ".join(cells) + " |")
+        if not recorded:
+            notes.append(f"{label}: not recorded " + ("yet" if "cpu" in library.devices else "here (no GPU)"))
+    lines.append("")
+    caption = runs_caption(list(runs.values()))
+    lines.append(caption + (" " + "; ".join(notes) + "." if notes else ""))
+    return "\n".join(lines)
 
 
 def benchmarks_table(records: list[dict]) -> str:
@@ -167,10 +235,13 @@ def benchmarks_table(records: list[dict]) -> str:
     forced = ", ".join(f"{key}={value}" for key, value in machine.get("openblas_env", {}).items())
     lines += [
         "",
-        f"Medians of one run recorded {(record['recorded'] or '?')[:16].replace('T', ' ')} UTC at commit "
-        f"{(record['commit']['id'] or '?')[:10]}, on {machine['cpu']} ({machine['cores']} cores), "
-        f"{', '.join(blas) or 'no BLAS recorded'}{'; ' + forced if forced else ''}, "
-        f"Python {record['libraries'].get('python', '?')}. A dash: that contestant was not installed or does not run there.",
+        (
+            f"Medians of one run recorded {(record['recorded'] or '?')[:16].replace('T', ' ')} UTC at commit "
+            f"{(record['commit']['id'] or '?')[:10]}, on {machine['cpu']} ({machine['cores']} cores), "
+            f"{', '.join(blas) or 'no BLAS recorded'}{'; ' + forced if forced else ''}, "
+            f"Python {record['libraries'].get('python', '?')}. A dash: that contestant was not installed or does not run "
+            "there."
+        ),
     ]
     load, cores = record.get("load_average"), machine["cores"]
     if load is not None and cores and load >= cores:
@@ -191,6 +262,8 @@ def default_settings() -> dict[str, dict]:
 def render(name: str, results: Path = RESULTS) -> str:
     if name == "recipes":
         return recipes_table(load_records(results / "recipes"), default_settings())
+    if name == "backends":
+        return backends_table(load_records(results / "recipes") + load_records(results / "backends"))
     if name == "benchmarks":
         return benchmarks_table(load_records(results / "benchmarks"))
     if name == "papers":

@@ -53,15 +53,20 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     """A multilayer perceptron classifier trained by the mnist-xp engine, on NumPy, CuPy, PyTorch or JAX.
 
     Any number of features and classes; labels of any type scikit-learn accepts. The output is a
-    softmax over the classes, two units for a binary problem, trained on cross-entropy.
+    softmax over the classes, two units for a binary problem, trained on cross-entropy. The
+    parameters up to ``n_iter_no_change`` mean what they mean in
+    ``sklearn.neural_network.MLPClassifier``; ``device`` and the ones after it are the engine's own.
 
-    Parameters named as in ``sklearn.neural_network.MLPClassifier`` mean the same:
-
+    Parameters
+    ----------
     hidden_layer_sizes : tuple of int, default (100,)
-    activation : 'relu', 'tanh', 'logistic' or 'leaky_relu', default 'relu'
-    solver : 'sgd', 'adam' or 'adamw', default 'adam'
-        'sgd' uses ``momentum`` (Nesterov's if ``nesterovs_momentum``; plain SGD when it is 0);
-        Adam uses beta1 0.9, beta2 0.999, epsilon 1e-7; 'adamw' adds a decoupled weight decay of 0.004.
+        The width of each hidden layer; one int is one layer.
+    activation : {'relu', 'tanh', 'logistic', 'leaky_relu'}, default 'relu'
+        The hidden layers' activation; 'logistic' is the sigmoid.
+    solver : {'adam', 'sgd', 'adamw'}, default 'adam'
+        The update rule. 'sgd' uses ``momentum`` (Nesterov's if ``nesterovs_momentum``; plain SGD
+        when it is 0); Adam uses beta1 0.9, beta2 0.999, epsilon 1e-7; 'adamw' adds a decoupled
+        weight decay of 0.004.
     alpha : float, default 1e-4
         L2 penalty scaled as scikit-learn scales it: (alpha / 2) ||W||^2 per batch, divided by the
         batch's size. The engine's ``l2`` (a penalty on the batch-mean loss) is alpha / batch size.
@@ -75,41 +80,69 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         An int is the engine's seed (weights, batch order, dropout), so a fit is reproducible;
         None draws a seed from NumPy's global generator and a RandomState draws it from that.
     tol : float, default 1e-4
-    n_iter_no_change : int, default 10
-        ``fit`` stops once the training loss (with ``early_stopping``, the validation accuracy) has
-        failed to improve on its best by ``tol`` for more than ``n_iter_no_change`` epochs in a row;
-        a ``fit`` that runs ``max_iter`` epochs without stopping so warns with a ``ConvergenceWarning``.
-    momentum : float, default 0.9
-    nesterovs_momentum : bool, default True
-    early_stopping : bool, default False
-        In ``fit`` (not ``partial_fit``), hold out a stratified ``validation_fraction`` of the training
-        set, score accuracy on it after every epoch, stop on the rule above and keep the weights of
-        the best epoch.
-    validation_fraction : float, default 0.1
+        The least improvement that counts, for the stopping rule of ``n_iter_no_change``.
     verbose : bool, default False
         Print each epoch's loss.
     warm_start : bool, default False
         ``fit`` continues from the fitted weights (the optimizer starts afresh, as in scikit-learn).
-
-    The engine's own:
-
-    device : 'cpu', 'gpu' or 'mps', default 'cpu'
-    backend : 'numpy', 'cupy', 'torch', 'jax' or None, default None
-        The array library that trains and runs the network (None: CuPy for 'gpu', NumPy otherwise).
-    dtype : 'float32' or 'float64', default 'float32'
+    momentum : float, default 0.9
+        The momentum of ``solver='sgd'``.
+    nesterovs_momentum : bool, default True
+        Nesterov's momentum rather than the classical one, with ``solver='sgd'``.
+    early_stopping : bool, default False
+        In ``fit`` (not ``partial_fit``), hold out a stratified ``validation_fraction`` of the training
+        set, score accuracy on it after every epoch, stop on the rule of ``n_iter_no_change`` and keep
+        the weights of the best epoch.
+    validation_fraction : float, default 0.1
+        The share of the training set held out with ``early_stopping``.
+    n_iter_no_change : int, default 10
+        ``fit`` stops once the training loss (with ``early_stopping``, the validation accuracy) has
+        failed to improve on its best by ``tol`` for more than ``n_iter_no_change`` epochs in a row;
+        a ``fit`` that runs ``max_iter`` epochs without stopping so warns with a ``ConvergenceWarning``.
+    device : {'cpu', 'gpu', 'mps'}, default 'cpu'
+        Where the network trains and runs: 'gpu' is a CUDA (or ROCm) GPU, 'mps' Apple silicon (PyTorch only).
+    backend : str or None, default None
+        The array library that trains and runs the network: 'numpy', 'cupy', 'torch' or 'jax'
+        (None: CuPy for 'gpu', NumPy otherwise).
+    dtype : {'float32', 'float64'}, default 'float32'
+        The float type of the weights and of the computation.
     dropout : float, default 0.0
         Inverted-dropout rate on the hidden layers while training.
     label_smoothing : float, default 0.0
+        How far each one-hot target is moved toward equal odds for every class while training.
 
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The labels, sorted; ``predict`` answers with them.
+    n_features_in_ : int
+        The number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        The features' names, where ``fit`` was given them (a DataFrame with string column names).
+    loss_curve_ : list of float
+        The training loss of each epoch, the penalty included.
+    n_iter_ : int
+        The epochs trained in all.
+    best_loss_ : float or None
+        The lowest of ``loss_curve_``; None with ``early_stopping``.
+    validation_scores_ : list of float
+        With ``early_stopping``: the validation accuracy of each epoch.
+    best_validation_score_ : float
+        With ``early_stopping``: the best of ``validation_scores_``, whose weights are kept.
+    coefs_ : list of ndarray
+        The weight matrix of each layer, (inputs, outputs), as host (NumPy) arrays.
+    intercepts_ : list of ndarray
+        The bias vector of each layer, as host (NumPy) arrays.
+    config_ : TrainConfig
+        The engine's settings of the last call to ``fit`` or ``partial_fit`` (its ``l2`` is alpha / batch size).
+    model_ : Model
+        The fitted network, on ``backend`` and ``device``: ``model_.save(path)``, ``model_.to_onnx(path)``,
+        ``model_.to_html(path)``.
+
+    Notes
+    -----
     The weights start from the engine's He-normal draw (scikit-learn's are Glorot-uniform). There
     is no ``shuffle``: the engine shuffles every epoch, in an order drawn from the seed.
-
-    Attributes: ``classes_``, ``n_features_in_`` (and ``feature_names_in_``), ``loss_curve_``
-    (training loss of each epoch, the penalty included), ``n_iter_`` (epochs trained in all),
-    ``best_loss_``, ``validation_scores_`` and ``best_validation_score_`` (with
-    ``early_stopping``), ``coefs_`` and ``intercepts_`` (host arrays of the weights) and
-    ``config_``, the ``TrainConfig`` of the last call to ``fit`` or ``partial_fit``, and ``model_``, the fitted
-    network as a ``Model`` (``model_.save(path)``, ``model_.to_onnx(path)``, ``model_.to_html(path)``).
     """
 
     def __init__(

@@ -4,7 +4,8 @@ Every fenced code block of README.md and docs/ is checked by its language:
 
 - ``python`` blocks run, page by page, in one namespace and in a scratch folder that holds the
   files the page's commands would have made (``model.npz`` and ``fast.npz``: the suite's small
-  model) and the pictures of docs/; an ``output`` block right after one must be what
+  model) and the pictures of docs/, skipping the page from a block that needs an extra, a backend
+  or a device that is not here; an ``output`` block right after one must be what
   it prints (numbers may differ in the last digits, percentages by half a point: another BLAS
   rounds differently);
 - ``sh`` blocks: each ``python -m mnist_xp.COMMAND ...`` is parsed by that command's own parser
@@ -30,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from mnist_xp.errors import BackendError
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -167,6 +170,8 @@ def run_python(block: Block, namespace: dict, where: str) -> str:
         if exc.name and exc.name.split(".")[0] in OPTIONAL_MODULES:
             pytest.skip(f"{where} needs {exc.name}, an extra that is not installed")
         raise
+    except BackendError as exc:
+        pytest.skip(f"{where}: {exc}")
     return printed.getvalue()
 
 

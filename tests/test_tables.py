@@ -1,0 +1,127 @@
+"""The backends table and the records it is made from: where a run's record goes, how the table reads it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import record, tables
+
+
+def fake_run(seed, accuracy, seconds, backend=None, compiled=False, versions=None):
+    """A recipe record of ``fast`` with only what the tables read."""
+    run = {
+        "kind": "recipe",
+        "recipe": "fast",
+        "seed": seed,
+        "device": "cpu",
+        "test_accuracy": accuracy,
+        "train_seconds": seconds,
+        "recorded": "2026-01-02T03:04:05+00:00",
+        "load_average": 0.5,
+        "machine": {"cpu": "Some CPU", "cores": 4, "blas": [], "openblas_env": {}},
+        "libraries": {"python": "3.11.7", "numpy": "2.0.0", **(versions or {})},
+        "commit": {"id": "0123456789abcdef", "library": "fedcba9876543210"},
+    }
+    if backend is not None:
+        run.update(backend=backend, compiled=compiled)
+    return run
+
+
+def write_runs(folder, runs):
+    folder.mkdir(parents=True)
+    for index, run in enumerate(runs):
+        (folder / f"run{index}.json").write_text(json.dumps(run))
+
+
+def row(table, start):
+    return next(line for line in table.splitlines() if line.startswith(start))
+
+
+def test_the_backends_table_has_a_row_per_backend_and_a_dash_where_nothing_is_recorded(tmp_path):
+    write_runs(tmp_path / "recipes", [fake_run(seed, 0.98, 1.0 + seed) for seed in (0, 1, 2)])
+    write_runs(
+        tmp_path / "backends",
+        [
+            fake_run(0, 0.9812, 2.25, "torch", versions={"torch": "2.1.0"}),
+            fake_run(2, 0.9799, 2.5, "torch", versions={"torch": "2.1.0"}),
+            fake_run(1, 0.9701, 9.0, "jax", compiled=False, versions={"jax": "0.4.0", "jaxlib": "0.4.0"}),
+            {**fake_run(1, 0.5, 0.1, "torch"), "device": "gpu"},
+        ],
+    )
+    table = tables.render("backends", tmp_path)
+    lines = table.splitlines()
+    assert [line.split(" | ")[0] for line in lines[2:7]] == ["| `numpy`", "| `cupy`", "| `torch`", "| `jax`", "| `jax` eager"]
+    assert row(table, "| `numpy` |").endswith("| NumPy 2.0.0 | cpu | included | eager | 98.00, 98.00, 98.00 | 1.0, 2.0, 3.0 |")
+    assert row(table, "| `cupy` |").endswith("| –, –, – | –, –, – |")
+    torch = row(table, "| `torch` |")
+    assert "| PyTorch 2.1.0 | cpu, gpu, mps | `pip install '.[torch]'` |" in torch
+    assert torch.endswith("| 98.12, –, 97.99 | 2.2, –, 2.5 |")
+    assert row(table, "| `jax` |").endswith("| JAX | cpu, gpu | `pip install '.[jax]'`; for a GPU also `pip install -U 'jax[cuda12]'` "
+                                             "| compiled: each epoch one `jax.jit` program | –, –, – | –, –, – |")
+    assert row(table, "| `jax` eager |").endswith("| –, 97.01, – | –, 9.0, – |")
+    caption = lines[-1]
+    assert "recorded 2026-01-02 with the library at commit fedcba9876, on Some CPU (4 cores)" in caption
+    assert "`cupy`: not recorded here (no GPU); `jax`: not recorded yet." in caption
+    assert "Other work shared" not in caption
+
+
+def test_the_backends_table_says_when_other_work_shared_the_machine(tmp_path):
+    busy = fake_run(0, 0.98, 1.0, "torch")
+    busy["load_average"] = 4.5
+    write_runs(tmp_path / "backends", [busy])
+    assert "(load average up to 4.5 on 4 cores)" in tables.render("backends", tmp_path)
+
+
+def test_the_committed_tables_pass_the_check(capsys):
+    assert tables.main(["--check"]) == 0, capsys.readouterr().out
+
+
+def test_a_record_on_the_devices_own_backend_goes_to_the_recipes(tmp_path):
+    numpy_run = fake_run(1, 0.98, 1.0)
+    numpy_run.update(device="gpu")
+    assert record.recipe_path(tmp_path, fake_run(1, 0.98, 1.0)) == tmp_path / "recipes" / "fast-seed1.json"
+    assert record.recipe_path(tmp_path, numpy_run) == tmp_path / "recipes" / "fast-seed1-gpu.json"
+
+
+@pytest.mark.parametrize(
+    "backend, compiled, name",
+    [
+        ("torch", False, "fast-torch-seed2.json"),
+        ("torch", True, "fast-torch-compiled-seed2.json"),
+        ("jax", True, "fast-jax-seed2.json"),
+        ("jax", False, "fast-jax-eager-seed2.json"),
+    ],
+)
+def test_a_record_on_another_backend_is_named_by_it_and_by_its_mode(tmp_path, backend, compiled, name):
+    pytest.importorskip(backend, reason=f"the {backend} extra is not installed")
+    run = fake_run(2, 0.98, 1.0, backend, compiled)
+    assert record.recipe_path(tmp_path, run) == tmp_path / "backends" / name
+
+
+@pytest.mark.parametrize(
+    "args, backend, compile",
+    [
+        ([], None, None),
+        (["--backend", "numpy", "--no-compile"], None, False),
+        (["--backend", "torch"], "torch", None),
+        (["--backend", "jax", "--no-compile"], "jax", False),
+    ],
+)
+def test_the_record_command_names_a_backend_only_where_it_is_not_the_devices_own(monkeypatch, tmp_path, args, backend, compile):
+    asked = []
+
+    def record_recipe(name, seed, device, backend, compile):
+        asked.append((backend, compile))
+        return fake_run(seed, 0.98, 1.0)
+
+    monkeypatch.setattr(record, "record_recipe", record_recipe)
+    assert record.main(["recipe", "fast", "--seed", "1", "--results", str(tmp_path), *args]) == 0
+    assert asked == [(backend, compile)]
+
+
+def test_the_record_command_refuses_a_backend_it_does_not_know(capsys):
+    with pytest.raises(SystemExit):
+        record.main(["recipe", "fast", "--backend", "tensorflow"])
+    assert "'tensorflow' is not one of numpy, cupy, torch, jax" in capsys.readouterr().err
