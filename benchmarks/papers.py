@@ -50,10 +50,12 @@ def rows() -> dict[str, Row]:
 
 
 def row_records(records: dict, name: str, row: Row) -> list[dict | None]:
-    """The row's records for seeds 0, 1 and 2 (None where missing), from ``records``:
-    {(folder, name, seed): record} with folder "recipes" or "papers"."""
+    """The row's records for seeds 0, 1 and 2 (None where missing, or made with other settings than the
+    row's), from ``records``: {(folder, name, seed): record} with folder "recipes" or "papers"."""
     folder, key = ("recipes", row.recipe) if row.recipe else ("papers", name)
-    return [records.get((folder, key, seed)) for seed in (0, 1, 2)]
+    wanted = row.config.to_dict() | {"seed": None}
+    found = [records.get((folder, key, seed)) for seed in (0, 1, 2)]
+    return [run if run is not None and run["settings"] | {"seed": None} == wanted else None for run in found]
 
 
 def table(records: dict, describe_machine) -> str:
