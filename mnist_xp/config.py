@@ -132,11 +132,11 @@ class TrainConfig:
     )
     elastic: float = setting(
         0.0, Kind(float, _within(0, MAX_ELASTIC)),
-        "augmentation: distort each training image by a random displacement field of scale ALPHA pixels, smoothed "
-        "by a Gaussian of width elastic_sigma (elastic distortion)", metavar="ALPHA",
+        "augmentation: elastic distortion, moving each training image's pixels by a random displacement field "
+        "smoothed by a Gaussian and scaled to ALPHA pixels", metavar="ALPHA",
     )
     elastic_sigma: float = setting(
-        4.0, Kind(float, _within(1, MAX_SIGMA)), "elastic distortion: width of the smoothing Gaussian", metavar="PIXELS"
+        4.0, Kind(float, _within(1, MAX_SIGMA)), "elastic distortion: width of the Gaussian that smooths the displacement field", metavar="PIXELS"
     )
     rotate: float = setting(
         0.0, Kind(float, _within(0, MAX_ROTATE)),
