@@ -24,7 +24,7 @@ from .record import RESULTS, record_run, write
 
 SIMARD = "Simard et al. 2003"
 CIRESAN = "Ciresan et al. 2010"
-AFFINE = dict(rotate=7.5, zoom=0.075, shear=7.5)
+AFFINE = {"rotate": 7.5, "zoom": 0.075, "shear": 7.5}
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,10 @@ def row_records(records: dict, name: str, row: Row) -> list[dict | None]:
 def table(records: dict, describe_machine) -> str:
     """The papers' rows with our test error on seeds 0, 1 and 2, their mean and the training times."""
     lines = [
-        "| network | distortions | paper | paper's test error (%) | our test error (%), seeds 0, 1, 2 | our mean (%) "
-        "| training time (s), seeds 0, 1, 2 |",
+        (
+            "| network | distortions | paper | paper's test error (%) | our test error (%), seeds 0, 1, 2 "
+            "| our mean (%) | training time (s), seeds 0, 1, 2 |"
+        ),
         "|---|---|---|---:|---|---:|---|",
     ]
     seen = []

@@ -8,7 +8,6 @@ affine, a new draw for every image), drawn and applied on the device as training
 
 from __future__ import annotations
 
-
 import pytest
 
 from mnist_xp import augment, backend
@@ -19,7 +18,7 @@ from mnist_xp.pipeline import initial_state, make_optimizer
 from .workload import mnist, record, step_flop
 
 RECIPE = recipe("elastic")
-ROUNDS = dict(rounds=3, warmup_rounds=1)
+ROUNDS = {"rounds": 3, "warmup_rounds": 1}
 
 
 @pytest.mark.parametrize("distorted", [False, True], ids=["plain", "distorted"])

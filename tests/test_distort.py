@@ -9,7 +9,6 @@ import pytest
 from scipy import ndimage
 
 from mnist_xp import DEFAULT, augment, load_mnist, train
-from mnist_xp import backend as backends
 from mnist_xp.loop import distorted
 
 STRONG = augment.Distortion(elastic=34.0, sigma=4.0, rotate=15.0, zoom=0.2, shear=15.0)
