@@ -80,8 +80,16 @@ def table(records: dict, describe_machine) -> str:
             f"| {network} | {row.distortions} | {row.paper} | {row.paper_error:g} | {errors} | {mean} | {times} |"
         )
     machines = sorted({describe_machine(record) for record in seen})
-    lines += ["", "Ours: trained on all 60,000 training images, tested on the 10,000 test images"
-              + (f", on {'; and on '.join(machines)}." if machines else "; no row recorded yet.")]  # fmt: skip
+    caption = "Ours: trained on all 60,000 training images, tested on the 10,000 test images"
+    caption += f", on {'; and on '.join(machines)}." if machines else "; no row recorded yet."
+    busiest = max(seen, key=lambda record: record["load_average"] / record["machine"]["cores"], default=None)
+    if busiest is not None and busiest["load_average"] >= busiest["machine"]["cores"]:
+        caption += (
+            f" Other work shared the machine during some of these runs (load average up to "
+            f"{busiest['load_average']:g} on {busiest['machine']['cores']} cores), so their training times may be "
+            "above what they take alone."
+        )
+    lines += ["", caption]
     return "\n".join(lines)
 
 
