@@ -58,8 +58,9 @@ def row_records(records: dict, name: str, row: Row) -> list[dict | None]:
     return [run if run is not None and run["settings"] | {"seed": None} == wanted else None for run in found]
 
 
-def table(records: dict, describe_machine) -> str:
-    """The papers' rows with our test error on seeds 0, 1 and 2, their mean and the training times."""
+def table(records: dict, runs_caption) -> str:
+    """The papers' rows with our test error on seeds 0, 1 and 2, their mean and the training times, under
+    ``runs_caption(records)``: where and when the rows' runs were made."""
     lines = [
         (
             "| network | distortions | paper | paper's test error (%) | our test error (%), seeds 0, 1, 2 "
@@ -79,16 +80,7 @@ def table(records: dict, describe_machine) -> str:
         lines.append(
             f"| {network} | {row.distortions} | {row.paper} | {row.paper_error:g} | {errors} | {mean} | {times} |"
         )
-    machines = sorted({describe_machine(record) for record in seen})
-    caption = "Ours: trained on all 60,000 training images, tested on the 10,000 test images"
-    caption += f", on {'; and on '.join(machines)}." if machines else "; no row recorded yet."
-    busiest = max(seen, key=lambda record: record["load_average"] / record["machine"]["cores"], default=None)
-    if busiest is not None and busiest["load_average"] >= busiest["machine"]["cores"]:
-        caption += (
-            f" Other work shared the machine during some of these runs (load average up to "
-            f"{busiest['load_average']:g} on {busiest['machine']['cores']} cores), so their training times may be "
-            "above what they take alone."
-        )
+    caption = runs_caption(seen) if seen else "No row has been recorded yet."
     lines += ["", caption]
     return "\n".join(lines)
 

@@ -24,12 +24,13 @@ import statistics
 import sys
 from pathlib import Path
 
+from mnist_xp import TrainConfig, augment
+
 from .report import PEERS, WORK_NAMES, ratio, seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
 SEEDS = (0, 1, 2)
-AFFINE = (("rotate", "rotation", "°"), ("zoom", "scale ±", ""), ("shear", "shear", "°"))
 BACKENDS_RECIPE = "fast"
 RUNS = {
     ("numpy", False): "eager",
@@ -66,11 +67,9 @@ def describe_settings(settings: dict) -> str:
         words.append(f"label smoothing {settings['label_smoothing']:g}")
     if settings["shift"]:
         words.append(f"shifts of up to {settings['shift']} px")
-    if settings.get("elastic"):
-        words.append(f"elastic distortion α {settings['elastic']:g}, σ {settings['elastic_sigma']:g}")
-    affine = [f"{label} {settings[name]:g}{unit}" for name, label, unit in AFFINE if settings.get(name)]
-    if affine:
-        words.append("affine distortion: " + ", ".join(affine))
+    distortion = augment.from_config(TrainConfig.from_dict(settings))
+    if distortion.active:
+        words.append(f"distortions: {distortion.describe()}")
     batch = settings["batch_size"]
     words.append("full batch" if batch == "full" else f"batch {batch}")
     words.append(f"{settings['epochs']} epochs")
@@ -141,7 +140,8 @@ def runs_caption(records: list[dict]) -> str:
     machines = sorted({describe_machine(record) for record in records})
     text = (
         "Trained on all 60,000 training images and tested on the 10,000 test images, on the CPU; "
-        f"recorded {dates[0]}" + (f" to {dates[-1]}" if dates[-1] != dates[0] else "")
+        f"recorded {dates[0]}"
+        + (f" to {dates[-1]}" if dates[-1] != dates[0] else "")
         + f" with the library at commit {', '.join(commits)}, on {'; and on '.join(machines)}."
     )
     busiest = max(records, key=lambda record: record["load_average"] / record["machine"]["cores"])
@@ -193,8 +193,15 @@ def backends_table(records: list[dict]) -> str:
         accuracies = ", ".join("–" if run is None else percent(run["test_accuracy"]) for run in found)
         times = ", ".join("–" if run is None else f"{run['train_seconds']:.1f}" for run in found)
         recorded = [run for run in found if run is not None]
-        cells = [label, library_name(library, recorded), ", ".join(library.devices),
-                 install + INSTALL_NOTES.get(name, ""), how, accuracies, times]
+        cells = [
+            label,
+            library_name(library, recorded),
+            ", ".join(library.devices),
+            install + INSTALL_NOTES.get(name, ""),
+            how,
+            accuracies,
+            times,
+        ]
         lines.append("| " + " | ".join(cells) + " |")
         if not recorded:
             notes.append(f"{label}: not recorded " + ("yet" if "cpu" in library.devices else "here (no GPU)"))
@@ -270,8 +277,10 @@ def render(name: str, results: Path = RESULTS) -> str:
         from .papers import table
 
         found = [(folder, record) for folder in ("recipes", "papers") for record in load_records(results / folder)]
-        keyed = {(folder, r.get("recipe") or r.get("paper"), r["seed"]): r for folder, r in found if r["device"] == "cpu"}
-        return table(keyed, describe_machine)
+        keyed = {
+            (folder, r.get("recipe") or r.get("paper"), r["seed"]): r for folder, r in found if r["device"] == "cpu"
+        }
+        return table(keyed, runs_caption)
     raise ValueError(f"no table called {name!r}")
 
 
@@ -286,7 +295,9 @@ def documents(root: Path = ROOT) -> list[Path]:
 
 def stale(root: Path = ROOT, results: Path = RESULTS) -> list[Path]:
     """The documents whose tables differ from what the records give."""
-    return [path for path in documents(root) if path.exists() and rewrite(path.read_text(), results) != path.read_text()]
+    return [
+        path for path in documents(root) if path.exists() and rewrite(path.read_text(), results) != path.read_text()
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -262,8 +262,8 @@ def shifted(inputs: CompactInputs, offsets, batch: int) -> CompactInputs:
 
 def distorted(inputs: CompactInputs, distortion, seed: int, epoch: int, batch: int) -> CompactInputs:
     """The batch's inputs (whole inputs only) with each image distorted (``augment.Distortion``), its
-    draws a pure function of (seed, epoch, batch); as they are without distortions."""
-    if distortion is None or not distortion.active:
+    draws a pure function of (seed, epoch, batch); as they are without distortions (None)."""
+    if distortion is None:
         return inputs
     X = inputs.X
     uniform = uniform_sampler(X, "distort", seed, epoch, batch)((X.shape[0], distortion.draws), dtype_name(X))
@@ -322,6 +322,7 @@ def scanned_epoch(
     namespaces that have no generator of their own), shifts and rates. The batches of full size go through one
     program in parts of at most ``SCAN_BYTES`` of such arrays; the last, smaller batch through
     another. ``state.opt_state`` holds arrays where it would hold numbers (``compiled.numbers_as_arrays``).
+    ``distortion`` is an active ``augment.Distortion``, or None.
     """
     xp = array_namespace(Y)
     like = state.params[0][0]
@@ -331,8 +332,7 @@ def scanned_epoch(
     data = (inputs.X, inputs.columns, inputs.gradient_rows, Y)
     carry = (state.params, state.opt_state, xp.zeros((), dtype=like.dtype, device=device(like)))
     mask_widths = (input_dropout > 0) * like.shape[0] + (dropout > 0) * sum(W.shape[1] for W, _ in state.params[:-1])
-    distorting = distortion is not None and distortion.active
-    mask_widths += distortion.draws if distorting else 0
+    mask_widths += 0 if distortion is None else distortion.draws
     for part in _scan_parts(slices, mask_widths * like.dtype.itemsize):
         bounds = [slices[batch] for batch in part]
         drawn = [
@@ -348,13 +348,13 @@ def scanned_epoch(
             np.asarray([schedule(state.step + batch) for batch in part], dtype=dtype),
             masks,
             None if offsets is None else np.asarray([offsets[batch] for batch in part], dtype=np.int32),
-            None if not distorting else np.stack([
+            None if distortion is None else np.stack([
                 uniform_sampler(HOST, "distort", seed, epoch, batch)((stop - start, distortion.draws), dtype)
                 for batch, (start, stop) in zip(part, bounds)
             ]),
         )  # fmt: skip
         rate_of_masks = 0.0 if drawn[0] is None else drawn[0].rate
-        settings = StepSettings(optimizer, activation, l2, rate_of_masks, n, distortion if distorting else None)
+        settings = StepSettings(optimizer, activation, l2, rate_of_masks, n, distortion)
         carry = compiled.scan(scanned_step, settings, carry, _on_device(batch, like), data)
     state.params, state.opt_state, total = carry
     state.step += len(slices)
@@ -432,8 +432,8 @@ def fit(
     # Compaction pays on whole-set products; on mini-batches the per-step gather and scatter of
     # the first layer's weights cost more than the skipped columns save.
     # Input-dropout masks, shifts and distortions need all the columns, so with them the inputs stay whole.
-    distorting = distortion is not None and distortion.active
-    whole = input_dropout or shift or distorting
+    distortion = distortion if distortion is not None and distortion.active else None
+    whole = input_dropout or shift or distortion is not None
     inputs = compact_inputs(X) if full_batch and not whole else CompactInputs(X, None)
     step = train_step
     if compiling == compiled.STEP:
