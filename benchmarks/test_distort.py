@@ -18,7 +18,7 @@ from mnist_xp.pipeline import initial_state, make_optimizer
 from .workload import mnist, record, step_flop
 
 RECIPE = recipe("elastic")
-ROUNDS = {"rounds": 3, "warmup_rounds": 1}
+ROUNDS = {"rounds": 5, "warmup_rounds": 1}
 
 
 @pytest.mark.parametrize("distorted", [False, True], ids=["plain", "distorted"])

@@ -107,42 +107,51 @@ def _resample_signatures() -> list:
 def _resample(X, affine, field, row, col, numbers, out):
     rotate, zoom, shear, centre_row, centre_col, affine_on, one, zero, high_row, high_col = numbers
     rows, cols = row.shape[0], col.shape[0]
+    pixels = rows * cols
+    # As ``augment.bilinear``: each image in a frame with a border of zeros (one line before, two
+    # after), every point clipped into it, four pixels read with no test of where they fall.
+    wide = cols + 3
+    frame = np.zeros((rows + 3) * wide, X.dtype)
+    source_row, source_col = np.empty(pixels, X.dtype), np.empty(pixels, X.dtype)
+    down_by, right_by, corner = np.empty(pixels, X.dtype), np.empty(pixels, X.dtype), np.empty(pixels, np.int32)
+    # Each pass but the last is a loop without branches, which the compiler runs on vectors.
     for i in range(X.shape[0]):
-        cos, sin, zoom_row, zoom_col, slant = one, zero, one, one, zero
+        for r in range(rows):
+            for c in range(cols):
+                frame[(r + 1) * wide + c + 1] = X[i, r * cols + c]
         if affine_on != zero:
             angle = affine[i, 0] * rotate
             cos, sin = np.cos(angle), np.sin(angle)
             zoom_row, zoom_col = one + zoom * affine[i, 1], one + zoom * affine[i, 2]
             slant = np.tan(affine[i, 3] * shear)
-        for r in range(rows):
-            down = row[r] / zoom_row
-            for c in range(cols):
-                across = col[c] / zoom_col
-                if affine_on != zero:
-                    across = across + slant * down
-                    source_row = cos * down - sin * across + centre_row
-                    source_col = sin * down + cos * across + centre_col
-                else:
-                    source_row, source_col = down + centre_row, across + centre_col
-                if field.shape[0] != 0:
-                    source_row = source_row + field[i, 0, r, c]
-                    source_col = source_col + field[i, 1, r, c]
-                # As ``augment.bilinear``: clipped into the frame with a border of zeros, four pixels read.
-                framed_row = min(max(source_row + one, zero), high_row)
-                framed_col = min(max(source_col + one, zero), high_col)
-                top, left = np.floor(framed_row), np.floor(framed_col)
-                down_by, right_by = framed_row - top, framed_col - left
-                # The four pixels of the original image, 0 outside it.
-                t, lft = int(top) - 1, int(left) - 1
-                up, low, left_in, right_in = 0 <= t < rows, 0 <= t + 1 < rows, 0 <= lft < cols, 0 <= lft + 1 < cols
-                at = t * cols + lft
-                upper_left = X[i, at] if up and left_in else zero
-                upper_right = X[i, at + 1] if up and right_in else zero
-                lower_left = X[i, at + cols] if low and left_in else zero
-                lower_right = X[i, at + cols + 1] if low and right_in else zero
-                upper = upper_left + right_by * (upper_right - upper_left)
-                lower = lower_left + right_by * (lower_right - lower_left)
-                out[i, r * cols + c] = upper + down_by * (lower - upper)
+            for r in range(rows):
+                down = row[r] / zoom_row
+                for c in range(cols):
+                    across = col[c] / zoom_col + slant * down
+                    source_row[r * cols + c] = cos * down - sin * across + centre_row
+                    source_col[r * cols + c] = sin * down + cos * across + centre_col
+        else:
+            for r in range(rows):
+                for c in range(cols):
+                    source_row[r * cols + c], source_col[r * cols + c] = row[r] + centre_row, col[c] + centre_col
+        if field.shape[0] != 0:
+            for r in range(rows):
+                for c in range(cols):
+                    source_row[r * cols + c] += field[i, 0, r, c]
+                    source_col[r * cols + c] += field[i, 1, r, c]
+        for at in range(pixels):
+            framed_row = min(max(source_row[at] + one, zero), high_row)
+            framed_col = min(max(source_col[at] + one, zero), high_col)
+            top, left = np.floor(framed_row), np.floor(framed_col)
+            down_by[at], right_by[at] = framed_row - top, framed_col - left
+            corner[at] = np.int32(top) * wide + np.int32(left)
+        for at in range(pixels):
+            read = corner[at]
+            upper_left, upper_right = frame[read], frame[read + 1]
+            lower_left, lower_right = frame[read + wide], frame[read + wide + 1]
+            upper = upper_left + right_by[at] * (upper_right - upper_left)
+            lower = lower_left + right_by[at] * (lower_right - lower_left)
+            out[i, at] = upper + down_by[at] * (lower - upper)
 
 
 def resample(X, affine, field, rotate, zoom, shear, shape):
