@@ -136,8 +136,9 @@ def record_run(
     import mnist_xp
 
     started = now()
-    load = os.getloadavg()[0]
+    before = os.getloadavg()[0]
     result = mnist_xp.train(config, device=device, backend=backend, compile=compile)
+    load = max(before, os.getloadavg()[0])
     run = {"backend": backend, "compiled": compiles(backend, device, compile)} if backend is not None else {}
     return {
         "kind": kind,
