@@ -9,7 +9,7 @@ Three profiles of the 784-128-10 network on the real training set, on the CPU:
   as ``backend.map_blocks`` runs them, then the whole blocked step against the same step unsplit
   with the BLAS on its default threads, and the floor (the five products on the inputs as loaded);
 - the batch-128 Adam step: its forward, loss, backward and update (with and without the single-pass
-  update of the numba extra), and the step as a whole.
+  update compiled by Numba), and the step as a whole.
 
 The machine's CPU model, BLAS kernel and ``OPENBLAS_*`` variables head the output.
 """
@@ -147,7 +147,7 @@ def adam_step(batch_size: int, reps: int, limit: int | None) -> list[str]:
     ]
     if fused is not None:
         pieces += [
-            ("Adam update, single pass (numba extra)", lambda: fused.update(params, grads, opt_state, 1e-3)),
+            ("Adam update, single pass (Numba)", lambda: fused.update(params, grads, opt_state, 1e-3)),
             ("the whole step, so", lambda: train_step(fused_state, CompactInputs(X_rows, None), Y_rows, fused, 1e-3)),
         ]
     lines = [f"### Adam step, batch {batch_size}, float32", "", "| piece | µs |", "|---|---:|"]

@@ -368,7 +368,7 @@ def map_blocks(fn, blocks):
 def fused_kernels(xp):
     """Single-pass optimizer updates for arrays of namespace ``xp`` (``kernels.Kernels``), or None.
 
-    On NumPy with Numba installed (the ``numba`` extra), ``kernels.KERNELS``: they give the
+    On NumPy with Numba importable (a dependency), ``kernels.KERNELS``: they give the
     update rules' results bit for bit, in one pass instead of up to a dozen. Elsewhere (CuPy,
     other namespaces, or without Numba) None, and the rules run their own lines.
     """

@@ -1,4 +1,4 @@
-"""Single-pass optimizer updates for NumPy arrays, compiled by Numba (the optional ``numba`` extra).
+"""Single-pass optimizer updates and distortions for NumPy arrays, compiled by Numba.
 
 ``optim.py`` writes each update rule once against the array API: for Adam that is a dozen
 passes over every parameter array, each its own NumPy call, and on small batches the passes

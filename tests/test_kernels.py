@@ -18,8 +18,8 @@ from mnist_xp.pipeline import make_optimizer
 
 @pytest.fixture
 def kernels():
-    """The Numba kernels module (skips without the numba extra)."""
-    pytest.importorskip("numba", reason="the fused kernels need Numba (the numba extra)")
+    """The Numba kernels module (skips where Numba cannot be imported)."""
+    pytest.importorskip("numba", reason="the fused kernels need Numba")
     from mnist_xp import kernels
 
     return kernels
