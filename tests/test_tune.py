@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 optuna = pytest.importorskip("optuna")
+sqlalchemy = pytest.importorskip("sqlalchemy")
 
 from mnist_xp import tuning
 from mnist_xp.cli import tune
@@ -90,10 +91,7 @@ def repeats(trial) -> list[int]:
 
 def assert_consistent(trials: list, expected: int) -> None:
     """The study holds exactly ``expected`` finished trials, none still running, every failed one retried or surplus."""
-    table = "\n".join(
-        f"{trial.number:>3} {trial.state.name:<8} {trial.params} {trial.system_attrs} {trial.user_attrs}"
-        for trial in trials
-    )
+    table = table_of(trials)
     numbers = [trial.number for trial in trials]
     assert len(set(numbers)) == len(numbers), table
     assert sum(trial.state in FINISHED for trial in trials) == expected, table
@@ -110,19 +108,23 @@ def study_survives_killed_workers(folder: Path, url: str, more: int = 4, plots: 
     with no trial lost or doubled.
 
     The first run asks for far more trials than it can finish before the kill, so that however
-    slowly its second worker starts, the study is still under way when both are; it prunes
-    nothing, so that a trial seen with an epoch still to go is still running at the kill. With
-    ``plots`` the second run also draws the study, and a third run finds it finished and adds nothing.
+    slowly its second worker starts, the study is still under way when both are. Its processes
+    are paused for the last look before the kill, so that they die in the state that look saw.
+    With ``plots`` the second run also draws the study, and a third run finds it finished and adds nothing.
     """
     space = space_file(folder, SLOW_SPACE)
-    command = tune_command(folder, url, "killed", 100, "--space", space, "--jobs", "2", "--no-pruning")
+    command = tune_command(folder, url, "killed", 100, "--space", space, "--jobs", "2")
     log = folder / "killed-run.log"
-    storage = tuning.open_storage(url)  # one connection for all the looks
+    storage, paused_look = tuning.open_storage(url), looking_storage(url)
     with open(log, "w") as output:
         run = subprocess.Popen(command, cwd=folder, stdout=output, stderr=output, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
-        while not both_workers_under_way(_trials_if_any(url, storage)):
+        while True:
+            if both_workers_under_way(_trials_if_any(url, storage)):
+                killed = look_while_paused(run.pid, url, paused_look)
+                if killed is not None:
+                    break
             under_way = run.poll() is None and time.monotonic() < deadline
             assert under_way, "the two workers did not get under way:\n" + log.read_text()[-3000:]
             time.sleep(0.05)
@@ -130,9 +132,9 @@ def study_survives_killed_workers(folder: Path, url: str, more: int = 4, plots: 
         with contextlib.suppress(ProcessLookupError):  # already gone if it failed on its own
             os.killpg(run.pid, signal.SIGKILL)
         run.wait()
-    killed = trials_of(url, "killed", storage)
     stale = [trial.number for trial in killed if trial.state.name == "RUNNING"]
-    assert stale, log.read_text()[-3000:]
+    assert stale, table_of(killed) + log.read_text()[-3000:]
+    assert trials_of(url, "killed", storage) == killed  # as the look saw it, paused
     trials = sum(trial.state in FINISHED for trial in killed) + more
 
     drawn = ["--plots", str(folder / "plots")] if plots else []
@@ -146,7 +148,7 @@ def study_survives_killed_workers(folder: Path, url: str, more: int = 4, plots: 
         assert len(reruns) == 1, (number, [(trial.number, trial.state.name, repeats(trial)) for trial in done])
         if done[number].params:  # a trial killed before it drew its settings has none to repeat
             assert reruns[0].params == done[number].params
-    assert any(done[number].params for number in stale)  # the ones the kill waited for, mid-epoch
+    assert any(done[number].params for number in stale), table_of(killed)  # the ones the kill waited for, mid-epoch
     assert f"study 'killed': {trials} trials finished" in result.stdout, output_of(result)
     if plots:
         assert sorted(path.name for path in (folder / "plots").iterdir()) == [
@@ -166,7 +168,50 @@ def both_workers_under_way(trials: list) -> bool:
     workers = {trial.user_attrs.get("worker") for trial in running} - {None}
     return len(workers) >= 2 and all(
         0 < len(trial.intermediate_values) < trial.params.get("epochs", 0) for trial in running
-    )  # each with an epoch still to go, so neither can finish between this look and the kill
+    )  # each with an epoch still to go
+
+
+def look_while_paused(group: int, url: str, storage) -> list | None:
+    """Pause the tuner's processes (process group ``group``) and look at the study again: its trials if both workers
+    are still under way, the processes left paused, to be killed as they are; else None, and they go on."""
+    os.killpg(group, signal.SIGSTOP)
+    while not group_paused(group):
+        time.sleep(0.001)
+    try:
+        trials = _trials_if_any(url, storage)
+    except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.OperationalError):
+        trials = []  # a paused worker holds the SQLite file's lock: look again later
+    if both_workers_under_way(trials):
+        return trials
+    os.killpg(group, signal.SIGCONT)
+    return None
+
+
+def group_paused(group: int) -> bool:
+    """Whether every process of process group ``group`` is stopped (or gone), as /proc tells."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            state, _, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+            if int(pgrp) == group and state not in "TtZX":
+                return False
+    return True
+
+
+def looking_storage(url: str):
+    """A storage to look at the study with while its workers are paused: on SQLite it gives up after a second on a lock
+    that a paused worker holds, instead of waiting for it."""
+    if not url.startswith("sqlite"):
+        return tuning.open_storage(url)
+    return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 1}})
+
+
+def table_of(trials: list) -> str:
+    """The trials one a line, for an assertion's message."""
+    return "".join(
+        f"{trial.number:>3} {trial.state.name:<8} {trial.params} {trial.intermediate_values} {trial.system_attrs} "
+        f"{trial.user_attrs}\n"
+        for trial in trials
+    )
 
 
 def _trials_if_any(url: str, storage) -> list:
