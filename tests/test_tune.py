@@ -29,7 +29,7 @@ DATA = ["--limit", "2000", "--val", "500"]
 QUICK_SPACE = {"hidden": [32], "epochs": {"low": 1, "high": 2}, "lr": {"low": 0.05, "high": 0.5, "log": True}}
 # Trials of a second or two, so that a worker can be killed in the middle of one.
 SLOW_SPACE = {
-    "hidden": [256],
+    "hidden": [512],
     "batch_size": 16,
     "epochs": {"low": 2, "high": 3},
     "lr": {"low": 0.01, "high": 0.1, "log": True},
@@ -109,7 +109,7 @@ def study_survives_killed_workers(folder: Path, url: str, more: int = 4, plots: 
 
     The first run asks for far more trials than it can finish before the kill, so that however
     slowly its second worker starts, the study is still under way when both are. Its processes
-    are paused for the last look before the kill, so that they die in the state that look saw.
+    are paused for each look at the study, so that the kill finds them as the last look saw them.
     With ``plots`` the second run also draws the study, and a third run finds it finished and adds nothing.
     """
     space = space_file(folder, SLOW_SPACE)
@@ -120,11 +120,7 @@ def study_survives_killed_workers(folder: Path, url: str, more: int = 4, plots: 
         run = subprocess.Popen(command, cwd=folder, stdout=output, stderr=output, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
-        while True:
-            if both_workers_under_way(_trials_if_any(url, storage)):
-                killed = look_while_paused(run.pid, url, paused_look)
-                if killed is not None:
-                    break
+        while (killed := look_while_paused(run.pid, url, paused_look)) is None:
             under_way = run.poll() is None and time.monotonic() < deadline
             assert under_way, "the two workers did not get under way:\n" + log.read_text()[-3000:]
             time.sleep(0.05)
@@ -172,8 +168,8 @@ def both_workers_under_way(trials: list) -> bool:
 
 
 def look_while_paused(group: int, url: str, storage) -> list | None:
-    """Pause the tuner's processes (process group ``group``) and look at the study again: its trials if both workers
-    are still under way, the processes left paused, to be killed as they are; else None, and they go on."""
+    """Pause the tuner's processes (process group ``group``) and look at the study: its trials if both workers are
+    under way, the processes left paused, to be killed as they are; else None, and they go on."""
     os.killpg(group, signal.SIGSTOP)
     while not group_paused(group):
         time.sleep(0.001)
@@ -198,11 +194,11 @@ def group_paused(group: int) -> bool:
 
 
 def looking_storage(url: str):
-    """A storage to look at the study with while its workers are paused: on SQLite it gives up after a second on a lock
+    """A storage to look at the study with while its workers are paused: on SQLite it gives up within a second on a lock
     that a paused worker holds, instead of waiting for it."""
     if not url.startswith("sqlite"):
         return tuning.open_storage(url)
-    return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 1}})
+    return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 0.5}})
 
 
 def table_of(trials: list) -> str:
