@@ -171,12 +171,17 @@ def look_while_paused(group: int, url: str, storage) -> list | None:
     """Pause the tuner's processes (process group ``group``) and look at the study: its trials if both workers are
     under way, the processes left paused, to be killed as they are; else None, and they go on."""
     os.killpg(group, signal.SIGSTOP)
-    while not group_paused(group):
+    # Wait a second at most for all to pause: a process starting a child waits, unstoppable, until the child runs its
+    # program, and a child paused before that keeps it waiting; then they go on, to be looked at later.
+    trials = []
+    for _ in range(1000):
+        if group_paused(group):
+            try:
+                trials = _trials_if_any(url, storage)
+            except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.OperationalError):
+                pass  # a paused worker holds the SQLite file's lock: look again later
+            break
         time.sleep(0.001)
-    try:
-        trials = _trials_if_any(url, storage)
-    except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.OperationalError):
-        trials = []  # a paused worker holds the SQLite file's lock: look again later
     if both_workers_under_way(trials):
         return trials
     os.killpg(group, signal.SIGCONT)
