@@ -1,8 +1,9 @@
 """Signals and floating-point warnings during training.
 
 SIGINT and SIGTERM become an ``Interrupted`` exception during training, so that ``train`` can
-write the last finished epoch before leaving; NumPy's overflow warnings are silenced, since a
-divergence is reported in one line (``callbacks.DivergenceGuard``).
+write the last finished epoch before leaving; code that a stop must not cut in two (a progress
+bar's paired lock calls) holds the stop until it is done. NumPy's overflow warnings are
+silenced, since a divergence is reported in one line (``callbacks.DivergenceGuard``).
 """
 
 from __future__ import annotations
@@ -29,19 +30,51 @@ class Interrupted(BaseException):
         return 128 + self.signum
 
 
-@contextmanager
-def interrupts_raise():
-    """Within the block, SIGINT and SIGTERM raise ``Interrupted`` (main thread only; elsewhere a no-op)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+class Interrupts:
+    """The stop signals of an ``interrupts_raise`` block, and the ``held`` parts of it where they wait."""
 
-    def handler(signum, frame):
+    def __init__(self):
+        self.holding = 0
+        self.pending: int | None = None
+
+    def handler(self, signum, frame):
+        if self.holding:
+            self.pending = self.pending or signum
+            return
         raise Interrupted(signum)
 
-    previous = {number: signal.signal(number, handler) for number in STOP_SIGNALS}
+    @contextmanager
+    def held(self):
+        """A block that a stop signal does not cut: one that arrives inside raises ``Interrupted`` as the block ends.
+
+        A signal handler runs between any two bytecodes, so the exception it raises can land
+        half-way through taking two locks inside a ``try`` whose ``finally`` releases both: tqdm's
+        ``write`` then releases a lock it never took, and a RuntimeError replaces the stop.
+        """
+        self.holding += 1
+        try:
+            yield
+        finally:
+            self.holding -= 1
+            if not self.holding and self.pending is not None:
+                signum, self.pending = self.pending, None
+                raise Interrupted(signum)
+
+
+@contextmanager
+def interrupts_raise(interrupts: Interrupts | None = None):
+    """Within the block, SIGINT and SIGTERM raise ``Interrupted``, except in ``interrupts.held()`` blocks, where
+    they wait for the block's end; yields ``interrupts`` (a new ``Interrupts`` if none is given).
+
+    Main thread only; elsewhere the signals keep their handlers and ``held`` does nothing.
+    """
+    interrupts = Interrupts() if interrupts is None else interrupts
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupts
+        return
+    previous = {number: signal.signal(number, interrupts.handler) for number in STOP_SIGNALS}
     try:
-        yield
+        yield interrupts
     finally:
         for number, action in previous.items():
             signal.signal(number, action)

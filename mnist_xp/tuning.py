@@ -19,6 +19,7 @@ Optuna is imported on first use, so that the rest of the package works without i
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import json
 import math
@@ -30,6 +31,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 
 from .callbacks import Callback
@@ -85,6 +87,10 @@ ONLY_WHEN = {
 STATES_HOLDING_A_PLACE = ("COMPLETE", "PRUNED", "RUNNING", "WAITING")
 MAX_RETRIES = 3
 """How often a trial whose worker died is run again before it is given up."""
+GRACE_BEATS = 3
+"""A running trial silent for this many heartbeats is taken for dead."""
+WORKER = "worker"
+"""The user attribute in which a worker signs a trial as it begins it (its host and process)."""
 POLL_SECONDS = 1.0
 SCHEMA_ATTEMPTS = 5
 
@@ -369,9 +375,11 @@ def open_storage(url: str, heartbeat: int = 10):
         engine = {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
     else:
         engine = {}
-    retry_class = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
-    callback_arg = "heartbeat_stale_trial_callback" if retry_class is not None else "failed_trial_callback"
-    retry_class = retry_class or optuna.storages.RetryFailedTrialCallback
+    callback_arg = (
+        "heartbeat_stale_trial_callback"
+        if hasattr(optuna.storages, "RetryHeartbeatStaleTrialCallback")
+        else "failed_trial_callback"
+    )
     try:
         for attempt in range(SCHEMA_ATTEMPTS):
             try:
@@ -381,8 +389,8 @@ def open_storage(url: str, heartbeat: int = 10):
                         _with_driver(url),
                         engine_kwargs=engine,
                         heartbeat_interval=heartbeat,
-                        grace_period=3 * heartbeat,
-                        **{callback_arg: retry_class(max_retry=MAX_RETRIES)},
+                        grace_period=GRACE_BEATS * heartbeat,
+                        **{callback_arg: queue_again},
                     )
             except sqlalchemy.exc.SQLAlchemyError as exc:
                 # Two processes met a new database at once and both began to create its tables: the
@@ -425,6 +433,43 @@ def _with_driver(url: str) -> str:
 def _first_line(exc: BaseException) -> str:
     """SQLAlchemy wraps the driver's error: its first line says more than the wrapper's."""
     return first_line(getattr(exc, "orig", None) or exc)
+
+
+def queue_again(study, trial) -> None:
+    """Queue a failed ``trial`` (a ``FrozenTrial``) to run again with its settings, up to ``MAX_RETRIES`` times.
+
+    The retry carries the trial's attributes but not its worker's signature, which its own worker
+    writes when it begins it.
+    """
+    optuna = require_optuna()
+    retry_class = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
+    retry_class = retry_class or optuna.storages.RetryFailedTrialCallback
+    trial = copy.deepcopy(trial)
+    trial.user_attrs.pop(WORKER, None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry_class(max_retry=MAX_RETRIES)(study, trial)
+
+
+def fail_unbegun_trials(study, grace: float) -> None:
+    """Fail, and queue again, the running trials that no worker began within ``grace`` seconds of taking them.
+
+    Optuna fails a running trial whose heartbeat stops, but never one that has not beaten yet: a
+    worker killed after taking a trial and before its first heartbeat would leave the trial
+    running for ever, holding a place of the study. A worker signs a trial (``WORKER``) as it
+    begins it, after starting its heartbeats. The times compared are the workers' clocks.
+    """
+    optuna = require_optuna()
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    now = datetime.now()
+    for frozen in running:
+        if WORKER in frozen.user_attrs or (now - frozen.datetime_start).total_seconds() < grace:
+            continue
+        try:
+            study.tell(frozen.number, state=optuna.trial.TrialState.FAIL)
+        except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
+            continue  # begun, finished or failed meanwhile
+        queue_again(study, frozen)
 
 
 def open_study(spec: StudySpec, storage=None):
@@ -530,13 +575,13 @@ class Objective:
 
     def run(self, trial) -> float:
         optuna = require_optuna()
+        trial.set_user_attr(WORKER, f"{socket.gethostname()}:{os.getpid()}")  # begun: see fail_unbegun_trials
         if not _has_place(trial, self.spec.trials):
             trial.set_user_attr("surplus", True)
             trial.study.stop()
             raise Surplus(f"the study already has {self.spec.trials} trials")
         config = self.space.sample(trial, self.base)
         trial.set_user_attr("config", config.to_dict())
-        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         try:
             result = train(config, data=self.data(config.dtype), callbacks=[PruningReport(trial, self.spec.budget)])
         except DivergenceError:
@@ -581,24 +626,32 @@ def _has_place(trial, places: int) -> bool:
     """Whether ``trial`` is among the study's first ``places`` trials that are not failed.
 
     A retried trial stands in the place of the trial it repeats, so that a retry always runs and
-    a worker that dies never makes the study run one trial too many.
+    a worker that dies never makes the study run one trial too many. A second retry of the same
+    failed trial has none: two workers that fail a stale trial at once on SQLite both queue it.
     """
-    optuna = require_optuna()
-    states = tuple(getattr(optuna.trial.TrialState, name) for name in STATES_HOLDING_A_PLACE)
+    every = trial.study.get_trials(deepcopy=False)
+    me = next(frozen for frozen in every if frozen.number == trial.number)
+    history = me.system_attrs.get("retry_history")
+    if history and any(
+        other.number < me.number and other.system_attrs.get("retry_history") == history
+        and not other.user_attrs.get("surplus")
+        for other in every
+    ):  # fmt: skip
+        return False
 
     def place(frozen):
         return frozen.system_attrs.get("failed_trial", frozen.number), frozen.number
 
-    trials = trial.study.get_trials(deepcopy=False, states=states)
-    mine = next(place(frozen) for frozen in trials if frozen.number == trial.number)
-    return sum(place(frozen) < mine for frozen in trials) < places
+    holding = [frozen for frozen in every if frozen.state.name in STATES_HOLDING_A_PLACE]
+    return sum(place(frozen) < place(me) for frozen in holding) < places
 
 
 def work(spec: StudySpec, data: Dataset | None = None, on_trial: Callable | None = None, study=None) -> None:
     """Run trials of the study until it holds ``spec.trials`` finished ones, then return.
 
     While the remaining places are all taken by trials other workers are running, wait: for them
-    to finish, or for their heartbeats to go stale, and then run their retries.
+    to finish, or for their heartbeats to go stale (for a trial never begun, its grace to pass),
+    and then run their retries.
     """
     optuna = require_optuna()
     study = study if study is not None else open_study(spec)
@@ -613,6 +666,7 @@ def work(spec: StudySpec, data: Dataset | None = None, on_trial: Callable | None
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(study)
+            fail_unbegun_trials(study, GRACE_BEATS * spec.heartbeat)
             time.sleep(POLL_SECONDS)
             continue
         try:

@@ -118,3 +118,20 @@ def test_signals_become_interrupted_inside_the_block_only(signum, code):
                 pass
     assert stop.value.exit_code == code and str(stop.value) == signal.Signals(signum).name
     assert signal.getsignal(signum) is before
+
+
+def test_a_stop_in_a_held_block_waits_for_its_end():
+    steps = []
+    with pytest.raises(guard.Interrupted) as stop:
+        with guard.interrupts_raise() as interrupts:
+            with interrupts.held():
+                with interrupts.held():
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    for _ in range(1000):  # the handler runs here, and only notes the signal
+                        pass
+                    steps.append("inner block done")
+                steps.append("outer block done")
+            steps.append("after the blocks")
+    assert steps == ["inner block done", "outer block done"]
+    assert stop.value.exit_code == 143
+    assert interrupts.pending is None and not interrupts.holding

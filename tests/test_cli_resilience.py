@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import os
 import random
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -15,10 +17,12 @@ import pytest
 from helpers import BAD_OPTIONS, run_main
 
 from mnist_xp import checkpoint, modelfile, npzio
+from mnist_xp.cli import train as train_command
 from mnist_xp.config import RECIPES
 from mnist_xp.loop import EpochResult, TrainState
 
 PROG = "python -m mnist_xp.train"
+NOTHING_SAVED = "nothing saved (give --checkpoint PATH to make a run resumable)"
 
 
 @pytest.fixture(scope="module")
@@ -193,35 +197,112 @@ def python_train(*args, **popen):
     return subprocess.Popen([sys.executable, "-m", "mnist_xp.train", *map(str, args)], env=env, text=True, **popen)
 
 
+def finish(process: subprocess.Popen, signum: int | None = None) -> tuple[str, str]:
+    """Send ``signum`` (if given) to a training process and wait for it: its standard error, and its exit code and
+    remaining output told for an assertion's message."""
+    if signum is not None:
+        process.send_signal(signum)
+    out, err = process.communicate(timeout=120)
+    return err, f"exit code {process.returncode}\n--- stdout ---\n{(out or '')[-3000:]}\n--- stderr ---\n{err[-3000:]}"
+
+
 @pytest.mark.parametrize("signum, code, keep", [(signal.SIGINT, 130, True), (signal.SIGTERM, 143, False)])
 def test_interrupt_saves_a_checkpoint_and_says_how_to_resume(capsys, tmp_path, signum, code, keep):
     ck = tmp_path / "run.npz"
     args = ["--limit", "500", "--hidden", "16", "--epochs", "10000", "--log-every", "1"]
     process = python_train(*args, *(["--checkpoint", ck] if keep else []), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen = []
     for line in process.stdout:  # wait for the first finished epoch (its line comes before its checkpoint)
+        seen.append(line)
         if line.startswith("epoch"):
             break
+    else:
+        _, story = finish(process)
+        pytest.fail("the run ended before its first epoch line:\n" + "".join(seen) + story)
     while keep and not ck.exists():
-        assert process.poll() is None
+        if process.poll() is not None:
+            pytest.fail("the run ended before its first checkpoint:\n" + finish(process)[1])
         time.sleep(0.01)
-    process.send_signal(signum)
-    _, err = process.communicate(timeout=120)
-    assert process.returncode == code
+    err, story = finish(process, signum)
+    assert process.returncode == code, story
     name = signal.Signals(signum).name
     if not keep:
-        assert err.strip() == f"interrupted by {name}: nothing saved (give --checkpoint PATH to make a run resumable)"
+        assert err.strip() == f"interrupted by {name}: {NOTHING_SAVED}", story
         return
     match = re.fullmatch(
         rf"interrupted by {name}: the state after epoch (\d+) is saved in (\S+); "
         rf"continue with: {PROG} --resume (\S+)",
         err.strip(),
     )
-    assert match, err
+    assert match, story
     assert match[2] == match[3] == str(ck)
     saved = checkpoint.load(ck)
     assert saved.epoch == int(match[1]) >= 1
     assert run_main(["--resume", ck, "--epochs", saved.epoch + 1], capsys)[0] == 0
     assert checkpoint.load(ck).epoch == saved.epoch + 1
+
+
+class LockStoppedHalfWay:
+    """A write lock for tqdm (``tqdm.set_lock``) that takes two locks in turn, as tqdm's own takes its process and
+    thread locks; the first time ``acquire`` is called, SIGTERM arrives between the two."""
+
+    def __init__(self):
+        self.locks = [threading.RLock(), threading.RLock()]
+        self.fired = False
+
+    def acquire(self, *args, **kwargs):
+        for lock in self.locks:
+            lock.acquire()
+            if not self.fired:
+                self.fired = True
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    def release(self):
+        for lock in reversed(self.locks):
+            lock.release()
+
+    def __enter__(self):  # a ``with`` block never releases what it did not take
+        for lock in self.locks:
+            lock.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize("terminal", [True, False], ids=["bar", "no-bar"])
+def test_a_stop_while_the_progress_bar_takes_its_lock_ends_the_run_as_a_stop(monkeypatch, terminal):
+    """A SIGTERM that lands between tqdm's two locks is still a stop (143), not a RuntimeError from tqdm's ``write``.
+
+    With a bar the stop waits until the bar's call is done; without one the epoch lines take no lock.
+    """
+    tqdm = pytest.importorskip("tqdm").tqdm
+    lock = LockStoppedHalfWay()
+    out, err = io.StringIO(), Terminal() if terminal else io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stderr", err)
+    begin = train_command.Progress.on_train_begin
+
+    def begin_then_swap_the_lock(progress, run):  # the bar is made: from the first epoch on, writes take this lock
+        begin(progress, run)
+        monkeypatch.setattr(tqdm, "_lock", lock, raising=False)
+
+    monkeypatch.setattr(train_command.Progress, "on_train_begin", begin_then_swap_the_lock)
+    code = train_command.main(["--limit", "100", "--hidden", "8", "--epochs", "3", "--log-every", "1"])
+    story = f"exit code {code}\n--- stdout ---\n{out.getvalue()}\n--- stderr ---\n{err.getvalue()}"
+    assert lock.fired == terminal, story
+    if terminal:
+        assert code == 143, story
+        assert err.getvalue().endswith(f"interrupted by SIGTERM: {NOTHING_SAVED}\n"), story
+        assert "epoch 1/3" in out.getvalue(), story
+    else:
+        assert code == 0, story
+        epochs = [line.split()[1] for line in out.getvalue().splitlines() if line.startswith("epoch")]
+        assert epochs == ["1/3", "2/3", "3/3"], story
 
 
 def test_sigkill_at_any_moment_leaves_a_loadable_checkpoint(tmp_path):
@@ -237,13 +318,12 @@ def test_sigkill_at_any_moment_leaves_a_loadable_checkpoint(tmp_path):
         started = time.time()
         process = python_train(*args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         while not (ck.exists() and ck.stat().st_mtime > started):  # the run is now writing checkpoints
-            assert process.poll() is None, process.stderr.read()
-            assert time.time() - started < 120
+            if process.poll() is not None or time.time() - started > 120:
+                pytest.fail("the run wrote no checkpoint:\n" + finish(process, signal.SIGKILL)[1])
             time.sleep(0.01)
         time.sleep(chooser.uniform(0.0, 0.4))
-        process.kill()
-        process.communicate(timeout=60)
-        assert process.returncode == -signal.SIGKILL
+        _, story = finish(process, signal.SIGKILL)
+        assert process.returncode == -signal.SIGKILL, story
         saved = checkpoint.load(ck)
         assert saved.epoch >= max(epochs, default=1) and len(saved.history) == saved.epoch
         epochs.append(saved.epoch)

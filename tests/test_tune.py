@@ -12,26 +12,31 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 optuna = pytest.importorskip("optuna")
+sqlalchemy = pytest.importorskip("sqlalchemy")
 
 from mnist_xp import tuning
 from mnist_xp.cli import tune
+from mnist_xp.data import DataSource
 
 DATA = ["--limit", "2000", "--val", "500"]
 QUICK_SPACE = {"hidden": [32], "epochs": {"low": 1, "high": 2}, "lr": {"low": 0.05, "high": 0.5, "log": True}}
 # Trials of a second or two, so that a worker can be killed in the middle of one.
 SLOW_SPACE = {
-    "hidden": [256],
+    "hidden": [512],
     "batch_size": 16,
     "epochs": {"low": 2, "high": 3},
     "lr": {"low": 0.01, "high": 0.1, "log": True},
 }
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+ASKS = pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+"""For tests that take trials with ``Study.ask``, as a worker does before its heartbeat starts."""
 
 
 def space_file(folder: Path, space: dict) -> str:
@@ -60,26 +65,42 @@ def tune_command(folder: Path, url: str, study: str, trials: int, *args: str) ->
 
 def run_tune(folder: Path, url: str, study: str, trials: int, *args: str) -> subprocess.CompletedProcess:
     command = tune_command(folder, url, study, trials, *args)
-    result = subprocess.run(command, check=False, cwd=folder, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout + result.stderr
+    try:
+        result = subprocess.run(command, check=False, cwd=folder, capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired as late:
+        pytest.fail(f"the tuner ran for over {late.timeout} s:\n{output_of(late)}")
+    assert result.returncode == 0, output_of(result)
     return result
 
 
-def trials_of(url: str, study: str) -> list:
-    return optuna.load_study(study_name=study, storage=tuning.open_storage(url)).get_trials(deepcopy=False)
+def output_of(run) -> str:
+    """A finished or timed-out run's output, for an assertion's message."""
+    out, err = (text.decode() if isinstance(text, bytes) else text or "" for text in (run.stdout, run.stderr))
+    return f"--- stdout ---\n{out[-3000:]}\n--- stderr ---\n{err[-3000:]}"
+
+
+def trials_of(url: str, study: str, storage=None) -> list:
+    storage = storage if storage is not None else tuning.open_storage(url)
+    return optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
+
+
+def repeats(trial) -> list[int]:
+    """The trials that ``trial`` runs again: the failed one first, then each retry of it that failed in turn."""
+    return trial.system_attrs.get("retry_history", [])
 
 
 def assert_consistent(trials: list, expected: int) -> None:
     """The study holds exactly ``expected`` finished trials, none still running, every failed one retried or surplus."""
+    table = table_of(trials)
     numbers = [trial.number for trial in trials]
-    assert len(set(numbers)) == len(numbers)
-    assert sum(trial.state in FINISHED for trial in trials) == expected
+    assert len(set(numbers)) == len(numbers), table
+    assert sum(trial.state in FINISHED for trial in trials) == expected, table
     unfinished = [(trial.number, trial.state.name, trial.params) for trial in trials if not trial.state.is_finished()]
-    assert not unfinished
+    assert not unfinished, table
     retried = {trial.system_attrs.get("failed_trial") for trial in trials if trial.state in FINISHED}
     for trial in trials:
         if trial.state == optuna.trial.TrialState.FAIL and not trial.user_attrs.get("surplus"):
-            assert trial.system_attrs.get("failed_trial", trial.number) in retried
+            assert trial.system_attrs.get("failed_trial", trial.number) in retried, table
 
 
 def study_survives_killed_workers(folder: Path, url: str, more: int = 4, plots: bool = False) -> None:
@@ -87,41 +108,44 @@ def study_survives_killed_workers(folder: Path, url: str, more: int = 4, plots: 
     with no trial lost or doubled.
 
     The first run asks for far more trials than it can finish before the kill, so that however
-    slowly its second worker starts, the study is still under way when both are. With ``plots``
-    the second run also draws the study, and a third run finds it finished and adds nothing.
+    slowly its second worker starts, the study is still under way when both are. Its processes
+    are paused for each look at the study, so that the kill finds them as the last look saw them.
+    With ``plots`` the second run also draws the study, and a third run finds it finished and adds nothing.
     """
     space = space_file(folder, SLOW_SPACE)
     command = tune_command(folder, url, "killed", 100, "--space", space, "--jobs", "2")
     log = folder / "killed-run.log"
+    storage, paused_look = tuning.open_storage(url), looking_storage(url)
     with open(log, "w") as output:
         run = subprocess.Popen(command, cwd=folder, stdout=output, stderr=output, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
-        while not both_workers_under_way(_trials_if_any(url)):
+        while (killed := look_while_paused(run.pid, url, paused_look)) is None:
             under_way = run.poll() is None and time.monotonic() < deadline
-            assert under_way, "the two workers did not get under way:\n" + log.read_text()[-2000:]
+            assert under_way, "the two workers did not get under way:\n" + log.read_text()[-3000:]
             time.sleep(0.05)
     finally:
         with contextlib.suppress(ProcessLookupError):  # already gone if it failed on its own
             os.killpg(run.pid, signal.SIGKILL)
         run.wait()
-    killed = trials_of(url, "killed")
     stale = [trial.number for trial in killed if trial.state.name == "RUNNING"]
-    assert stale
+    assert stale, table_of(killed) + log.read_text()[-3000:]
+    assert trials_of(url, "killed", storage) == killed  # as the look saw it, paused
     trials = sum(trial.state in FINISHED for trial in killed) + more
 
     drawn = ["--plots", str(folder / "plots")] if plots else []
     result = run_tune(folder, url, "killed", trials, "--space", space, "--jobs", "2", *drawn)
-    done = trials_of(url, "killed")
+    done = trials_of(url, "killed", storage)
     assert_consistent(done, trials)
     for number in stale:
         assert done[number].state.name == "FAIL"
-        retry = [trial for trial in done if trial.system_attrs.get("failed_trial") == number]
-        assert len(retry) == 1
+        # Run again exactly once: by its retry, or if that failed too (a late heartbeat), by a retry of the retry.
+        reruns = [trial for trial in done if trial.state in FINISHED and number in repeats(trial)]
+        assert len(reruns) == 1, (number, [(trial.number, trial.state.name, repeats(trial)) for trial in done])
         if done[number].params:  # a trial killed before it drew its settings has none to repeat
-            assert retry[0].params == done[number].params
-    assert any(done[number].params for number in stale)  # the one the kill waited for, mid-epoch
-    assert f"study 'killed': {trials} trials finished" in result.stdout
+            assert reruns[0].params == done[number].params
+    assert any(done[number].params for number in stale), table_of(killed)  # the ones the kill waited for, mid-epoch
+    assert f"study 'killed': {trials} trials finished" in result.stdout, output_of(result)
     if plots:
         assert sorted(path.name for path in (folder / "plots").iterdir()) == [
             "history.png",
@@ -129,8 +153,8 @@ def study_survives_killed_workers(folder: Path, url: str, more: int = 4, plots: 
             "slice.png",
         ]
         again = run_tune(folder, url, "killed", trials, "--space", space)
-        assert f"{trials} of {trials} trials finished" in again.stdout
-        assert len(trials_of(url, "killed")) == len(done)
+        assert f"{trials} of {trials} trials finished" in again.stdout, output_of(again)
+        assert len(trials_of(url, "killed", storage)) == len(done)
 
 
 def both_workers_under_way(trials: list) -> bool:
@@ -140,12 +164,60 @@ def both_workers_under_way(trials: list) -> bool:
     workers = {trial.user_attrs.get("worker") for trial in running} - {None}
     return len(workers) >= 2 and all(
         0 < len(trial.intermediate_values) < trial.params.get("epochs", 0) for trial in running
-    )  # each with an epoch still to go, so neither can finish between this look and the kill
+    )  # each with an epoch still to go
 
 
-def _trials_if_any(url: str) -> list:
+def look_while_paused(group: int, url: str, storage) -> list | None:
+    """Pause the tuner's processes (process group ``group``) and look at the study: its trials if both workers are
+    under way, the processes left paused, to be killed as they are; else None, and they go on."""
+    os.killpg(group, signal.SIGSTOP)
+    # Wait a second at most for all to pause: a process starting a child waits, unstoppable, until the child runs its
+    # program, and a child paused before that keeps it waiting; then they go on, to be looked at later.
+    trials = []
+    for _ in range(1000):
+        if group_paused(group):
+            try:
+                trials = _trials_if_any(url, storage)
+            except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.OperationalError):
+                pass  # a paused worker holds the SQLite file's lock: look again later
+            break
+        time.sleep(0.001)
+    if both_workers_under_way(trials):
+        return trials
+    os.killpg(group, signal.SIGCONT)
+    return None
+
+
+def group_paused(group: int) -> bool:
+    """Whether every process of process group ``group`` is stopped (or gone), as /proc tells."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            state, _, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+            if int(pgrp) == group and state not in "TtZX":
+                return False
+    return True
+
+
+def looking_storage(url: str):
+    """A storage to look at the study with while its workers are paused: on SQLite it gives up within a second on a lock
+    that a paused worker holds, instead of waiting for it."""
+    if not url.startswith("sqlite"):
+        return tuning.open_storage(url)
+    return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 0.5}})
+
+
+def table_of(trials: list) -> str:
+    """The trials one a line, for an assertion's message."""
+    return "".join(
+        f"{trial.number:>3} {trial.state.name:<8} {trial.params} {trial.intermediate_values} {trial.system_attrs} "
+        f"{trial.user_attrs}\n"
+        for trial in trials
+    )
+
+
+def _trials_if_any(url: str, storage) -> list:
     try:
-        return trials_of(url, "killed")
+        return trials_of(url, "killed", storage)
     except KeyError:  # the study is not created yet
         return []
 
@@ -174,20 +246,35 @@ class postgresql_server:
         else:
             self.folder = tmp_path / "pg"
             self.folder.mkdir()
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.log = self.folder / "log"
 
-    def command(self, program: str, *args: str) -> None:
+    def server_log(self) -> str:
+        return self.log.read_text()[-2000:] if self.log.exists() else ""
+
+    def command(self, program: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         prefix = ["runuser", "-u", "postgres", "--"] if self.as_root else []
-        subprocess.run([*prefix, str(self.bin / program), *args], check=True, capture_output=True, timeout=120)
+        done = subprocess.run(
+            [*prefix, str(self.bin / program), *args], check=False, capture_output=True, text=True, timeout=180
+        )
+        if check and done.returncode:
+            pytest.fail(f"{program} failed, exit code {done.returncode}:\n{output_of(done)}\n{self.server_log()}")
+        return done
 
     def __enter__(self) -> str:
         data = str(self.folder / "data")
         self.command("initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync")
-        options = f"-h 127.0.0.1 -p {self.port} -k {self.folder} -c fsync=off"
-        self.command("pg_ctl", "start", "-D", data, "-w", "-o", options, "-l", str(self.folder / "log"))
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        for _ in range(3):  # the free port found may be taken before the server binds it: then try another
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]
+            options = f"-h 127.0.0.1 -p {port} -k {self.folder} -c fsync=off"
+            started = self.command("pg_ctl", "start", "-D", data, "-w", "-t", "150", "-o", options, "-l", str(self.log),
+                                   check=False)  # fmt: skip
+            if started.returncode == 0:
+                return f"postgresql://postgres@127.0.0.1:{port}/postgres"
+            if "could not bind" not in self.server_log():
+                break
+        pytest.fail(f"the PostgreSQL server did not start:\n{output_of(started)}\n{self.server_log()}")
 
     def __exit__(self, *exc) -> None:
         try:
@@ -380,3 +467,75 @@ def test_processes_meeting_a_new_database_at_once_all_open_it(tmp_path):
     outcomes = [run.communicate(timeout=120) for run in runs]
     assert [run.returncode for run in runs] == [0, 0, 0, 0], [err for _, err in outcomes]
     assert all(out.strip() == "opened" for out, _ in outcomes)
+
+
+@ASKS
+def test_a_trial_taken_but_never_begun_is_failed_and_queued_again(tmp_path):
+    """A worker killed between taking a trial and its first heartbeat leaves the trial running: Optuna never fails a
+    trial that has not beaten, so it would hold its place for ever. Past its grace it is failed and queued again; a
+    trial that its worker signed is left to its heartbeat, and a retry does not carry the signature of the trial it
+    repeats."""
+    storage = tuning.open_storage(f"sqlite:///{tmp_path / 'tune.db'}", heartbeat=1)
+    study = optuna.create_study(storage=storage, study_name="s")
+    begun, abandoned = study.ask(), study.ask()
+    begun.set_user_attr(tuning.WORKER, "host:1")
+    tuning.fail_unbegun_trials(study, grace=60)
+    assert [trial.state.name for trial in study.get_trials()] == ["RUNNING", "RUNNING"]
+
+    tuning.fail_unbegun_trials(study, grace=0)
+    trials = study.get_trials()
+    assert [trial.state.name for trial in trials] == ["RUNNING", "FAIL", "WAITING"]
+    assert repeats(trials[2]) == [abandoned.number]
+
+    study.tell(begun, state=optuna.trial.TrialState.FAIL)  # as its heartbeat went stale
+    tuning.queue_again(study, study.get_trials()[begun.number])
+    again = study.get_trials()[3]
+    assert repeats(again) == [begun.number] and tuning.WORKER not in again.user_attrs
+    taken = [study.ask(), study.ask()]  # both retries, by workers that die at once
+    assert sorted(trial.number for trial in taken) == [2, 3]
+    tuning.fail_unbegun_trials(study, grace=0)
+    trials = study.get_trials()
+    assert [trial.state.name for trial in trials] == ["FAIL", "FAIL", "FAIL", "FAIL", "WAITING", "WAITING"]
+    assert sorted(repeats(trial) for trial in trials[4:]) == [[0, 3], [1, 2]]
+
+
+@ASKS
+def test_a_study_does_not_wait_for_ever_for_a_trial_never_begun(tmp_path, monkeypatch):
+    """The last place of a study is held by a trial that a dead worker took and never began: the next worker fails it
+    once its grace has passed, runs its retry, and ends."""
+    url, space = f"sqlite:///{tmp_path / 'tune.db'}", tuning.parse_space(QUICK_SPACE).to_json()
+    spec = tuning.StudySpec("s", url, space, trials=1, val=500, data=DataSource(limit=2000))
+    study = tuning.open_study(spec)
+    abandoned = study.ask()
+    monkeypatch.setattr(tuning, "GRACE_BEATS", 0)  # no need to wait for its grace here
+    monkeypatch.setattr(tuning, "POLL_SECONDS", 0.01)
+    worker = threading.Thread(target=tuning.work, args=(spec,), kwargs={"study": study}, daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive(), "the study still waits for the trial nobody began"
+    trials = study.get_trials()
+    assert [trial.state.name for trial in trials] == ["FAIL", "COMPLETE"]
+    assert repeats(trials[1]) == [abandoned.number]
+
+
+@ASKS
+def test_a_second_retry_of_one_failed_trial_is_surplus(tmp_path):
+    """Two workers that find a stale trial at once on SQLite may both fail it and queue it (the check and the change of
+    state are not one transaction): only the first retry takes the place, the other one is dropped as surplus."""
+    url = f"sqlite:///{tmp_path / 'tune.db'}"
+    space = tuning.parse_space(QUICK_SPACE).to_json()
+    spec = tuning.StudySpec("s", url, space, trials=2, val=500, data=DataSource(limit=2000))
+    study = tuning.open_study(spec)
+    stale = study.ask()
+    study.tell(stale, state=optuna.trial.TrialState.FAIL)
+    for _ in range(2):
+        tuning.queue_again(study, study.get_trials()[stale.number])
+    tuning.work(spec, study=study)
+    trials = study.get_trials()
+    assert_consistent(trials, 2)
+    assert [(trial.state.name, repeats(trial), trial.user_attrs.get("surplus")) for trial in trials[:3]] == [
+        ("FAIL", [], None),
+        ("COMPLETE", [0], None),
+        ("FAIL", [0], True),
+    ]
+    assert trials[3].state.name == "COMPLETE" and not repeats(trials[3])

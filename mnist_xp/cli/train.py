@@ -133,10 +133,16 @@ def resolve(parser: argparse.ArgumentParser, args: argparse.Namespace):
 
 
 class Progress(Callback):
-    """The command's view of a run: the banner, a progress bar, a line every ``log_every`` epochs."""
+    """The command's view of a run: the banner, a progress bar, a line every ``log_every`` epochs.
 
-    def __init__(self, args: argparse.Namespace):
+    The bar's own calls run in ``interrupts.held()`` blocks, so that a stop signal cannot cut
+    tqdm's lock handling in two; without a bar (output not to a terminal) the lines are plain
+    writes, which a stop may end at once, even one blocked on a full pipe.
+    """
+
+    def __init__(self, args: argparse.Namespace, interrupts: guard.Interrupts):
         self.args = args
+        self.interrupts = interrupts
         self.bar = None
 
     def on_train_begin(self, run):
@@ -151,22 +157,32 @@ class Progress(Callback):
         if run.resumed is not None:
             print(f"resuming {self.args.resume} after epoch {run.resumed.epoch}")
         self.log_every = self.args.log_every or max(1, epochs // 10)
-        self.bar = tqdm(
-            total=epochs, initial=run.state.epoch, unit="epoch", disable=None, leave=False, dynamic_ncols=True
-        )
+        with self.interrupts.held():
+            self.bar = tqdm(
+                total=epochs, initial=run.state.epoch, unit="epoch", disable=None, leave=False, dynamic_ncols=True
+            )
 
     def on_epoch_end(self, run, result):
         epochs = run.config.epochs
-        self.bar.update(1)
-        self.bar.set_postfix(loss=f"{result.loss:.4f}")
         last = result.epoch == epochs or run.stopping
+        line = None
         if result.epoch % self.log_every == 0 or result.epoch == 1 or last:
             metrics = "".join(f"  {name} {value:.4f}" for name, value in result.metrics.items())
-            self.bar.write(f"epoch {result.epoch:>{len(str(epochs))}}/{epochs}  loss {result.loss:.4f}{metrics}")
+            line = f"epoch {result.epoch:>{len(str(epochs))}}/{epochs}  loss {result.loss:.4f}{metrics}"
+        if self.bar.disable:
+            if line is not None:
+                print(line)
+            return
+        with self.interrupts.held():
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{result.loss:.4f}")
+            if line is not None:
+                self.bar.write(line)
 
     def close(self):
         if self.bar is not None:
-            self.bar.close()
+            with self.interrupts.held():
+                self.bar.close()
 
 
 def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> TrainResult:
@@ -174,9 +190,10 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> TrainResul
     config, source, saved = resolve(parser, args)
     if args.plots is not None:
         plots.require()
-    progress = Progress(args)
+    interrupts = guard.Interrupts()
+    progress = Progress(args, interrupts)
     try:
-        with guard.interrupts_raise():
+        with guard.interrupts_raise(interrupts):
             result = train(
                 config,
                 data=source,
