@@ -3,13 +3,17 @@
     python -m benchmarks.record recipe NAME --seed S          # -> results/recipes/NAME-seedS.json
     python -m benchmarks.record recipe NAME --seed S --backend B [--compile | --no-compile]
                                                               # -> results/backends/NAME-B[-MODE]-seedS.json
+    python -m benchmarks.record load NAME --seed S            # -> results/load/NAME-seedS.json
     python -m benchmarks.record bench --name NAME [-k EXPR]   # -> results/benchmarks/NAME.json
     python -m benchmarks.record bench RUN.json --name NAME
 
 ``recipe`` trains one recipe on the bundled MNIST (all 60,000 training images) and keeps its
 test accuracy and training time; on NumPy it goes to results/recipes/, on another backend (or
 compiled otherwise than the backend's default) to results/backends/, named by backend and mode
-(``fast-jax-seed0.json`` compiled as JAX is by default, ``fast-jax-eager-seed0.json``). ``bench`` runs ``pytest benchmarks --benchmark-only`` (or takes
+(``fast-jax-seed0.json`` compiled as JAX is by default, ``fast-jax-eager-seed0.json``). ``load`` trains
+a recipe on NumPy four times, one after the other in one process: with the machine to itself and
+with one core kept busy by another process, each with NumPy's BLAS on as many threads as it takes
+and on one. ``bench`` runs ``pytest benchmarks --benchmark-only`` (or takes
 a run that ``--benchmark-json RUN.json`` wrote) and keeps what the tables need: each benchmark's
 median time and rounds. Both keep the load average while they ran, which says whether other work
 shared the machine.
@@ -19,7 +23,9 @@ shared the machine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
+import hashlib
 import json
 import os
 import platform
@@ -29,6 +35,8 @@ import tempfile
 from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
+
+import numpy
 
 from .machine import blas_libraries, openblas_env
 
@@ -131,8 +139,6 @@ def record_run(
     config, *, kind: str, label: str, device: str = "cpu", backend: str | None = None, compile: bool | None = None
 ) -> dict:
     """Train ``config`` on all of MNIST and return its record, of ``kind`` ("recipe", "paper") and named ``label``."""
-    import numpy  # noqa: F401  (loads the BLAS, so the record can name it)
-
     import mnist_xp
 
     started = now()
@@ -158,6 +164,74 @@ def record_run(
         "libraries": libraries(),
         "commit": commit(),
     }
+
+
+LOAD_CONDITIONS = ((0, None), (1, None), (0, 1), (1, 1))
+"""A load record's runs, in the order they are made: (cores kept busy, BLAS threads; None: as many as NumPy takes)."""
+
+
+def record_load(name: str, seed: int) -> dict:
+    """Train the recipe ``name`` with ``seed`` on NumPy in each of ``LOAD_CONDITIONS`` and return the record.
+
+    A busy core is another Python process spinning for the whole run. Each run keeps its test
+    accuracy, training time and a SHA-256 of its final weights, which says whether two runs
+    computed the same network.
+    """
+    from threadpoolctl import threadpool_limits
+
+    import mnist_xp
+
+    config = replace(mnist_xp.RECIPES[name], seed=seed)
+    data = mnist_xp.load_mnist(dtype=config.dtype)
+    started, before = now(), os.getloadavg()[0]
+    runs = []
+    for busy, threads in LOAD_CONDITIONS:
+        spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
+        try:
+            with threadpool_limits(threads, user_api="blas") if threads else contextlib.nullcontext():
+                threads_used = numpy_blas_threads()
+                result = mnist_xp.train(config, data=data)
+        finally:
+            for spinner in spinners:
+                spinner.kill()
+                spinner.wait()
+        runs.append(
+            {
+                "busy_cores": busy,
+                "blas_threads": threads_used,
+                "test_accuracy": result.test_accuracy,
+                "train_seconds": round(result.train_seconds, 3),
+                "weights_sha256": weights_digest(result.model.params),
+            }
+        )
+    return {
+        "kind": "load",
+        "recipe": name,
+        "seed": seed,
+        "device": "cpu",
+        "runs": runs,
+        "settings": config.to_dict(),
+        "recorded": started,
+        "load_average": round(before, 2),
+        "machine": machine(),
+        "libraries": libraries(),
+        "commit": commit(),
+    }
+
+
+def numpy_blas_threads() -> int | None:
+    """The threads NumPy's BLAS would use now (None if threadpoolctl does not see it)."""
+    blas = [info for info in blas_libraries() if blas_entry(info)["package"] == "numpy"]
+    return blas[0]["num_threads"] if blas else None
+
+
+def weights_digest(params) -> str:
+    """SHA-256 of a network's weights and biases, layer by layer, as the host arrays hold their bytes."""
+    digest = hashlib.sha256()
+    for pair in params:
+        for array in pair:
+            digest.update(numpy.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
 
 
 def reduce_benchmarks(run: dict) -> dict:
@@ -244,6 +318,10 @@ def main(argv: list[str] | None = None) -> int:
         help="run compiled, or with --no-compile eagerly (default: as the backend does)",
     )
     recipe.add_argument("--results", type=Path, default=RESULTS, help="folder of the recipes/ and backends/ records")
+    load = kinds.add_parser("load", help="train a recipe on NumPy with and without a busy core, and record it")
+    load.add_argument("name", help="a recipe of mnist_xp.RECIPES")
+    load.add_argument("--seed", type=int, default=0)
+    load.add_argument("--results", type=Path, default=RESULTS, help="folder of the load/ records")
     bench = kinds.add_parser("bench", help="reduce a pytest-benchmark JSON run to a record")
     bench.add_argument("run", type=Path, nargs="?", help="a file written by pytest --benchmark-json (default: run them now)")
     bench.add_argument("-k", dest="select", default=None, help="run only the benchmarks that pytest -k EXPR selects")
@@ -255,7 +333,13 @@ def main(argv: list[str] | None = None) -> int:
         path = write(record, args.out / f"{args.name}.json")
         print(path)
         return 0
-    if args.kind == "recipe":
+    if args.kind == "load":
+        import mnist_xp
+
+        if args.name not in mnist_xp.RECIPES:
+            parser.error(f"unknown recipe {args.name!r}: choose one of {', '.join(sorted(mnist_xp.RECIPES))}")
+        path = write(record_load(args.name, args.seed), args.results / "load" / f"{args.name}-seed{args.seed}.json")
+    elif args.kind == "recipe":
         import mnist_xp
         from mnist_xp.backend import check_choice
         from mnist_xp.errors import MnistXpError

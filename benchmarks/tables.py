@@ -10,8 +10,9 @@ A table lives between two markers in a Markdown file,
     <!-- /table -->
 
 and everything between them is made here from the records (``python -m benchmarks.record``
-writes them): ``recipes`` from results/recipes/, ``backends`` from the ``fast`` recipe's records
-there and in results/backends/, ``benchmarks`` from the newest record in results/benchmarks/.
+writes them): ``recipes`` from results/recipes/, ``backends`` from the ``fast`` and ``keras`` recipes'
+records there and in results/backends/, ``benchmarks`` from the newest record in results/benchmarks/,
+``load`` from results/load/ (``python -m benchmarks.record load``).
 Nothing in a table is typed by hand.
 """
 
@@ -31,7 +32,8 @@ from .report import PEERS, WORK_NAMES, ratio, seconds
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
 SEEDS = (0, 1, 2)
-BACKENDS_RECIPE = "fast"
+BACKENDS_RECIPES = ("fast", "keras")
+"""The recipes whose runs the backends table shows, in its order."""
 RUNS = {
     ("numpy", False): "eager",
     ("cupy", False): "eager",
@@ -84,11 +86,22 @@ def describe_blas(machine: dict) -> list[str]:
     return sorted({f"{lib['internal_api']} {lib['version']} ({lib['architecture']} kernel)" for lib in libraries})
 
 
+def describe_cpu(machine: dict) -> str:
+    """The CPU's model name with its family and model numbers where recorded, whether it has AVX-512, and its cores."""
+    details = []
+    if machine.get("cpu_family"):
+        details.append(f"family {machine['cpu_family']}, model {machine.get('cpu_model', '?')}")
+    if "avx512" in machine:
+        details.append("AVX-512" if machine["avx512"] else "no AVX-512")
+    details.append(f"{machine['cores']} cores")
+    return f"{machine['cpu']} ({'; '.join(details)})"
+
+
 def describe_machine(record: dict) -> str:
     machine, libraries = record["machine"], record["libraries"]
     blas = describe_blas(machine)
     forced = ", ".join(f"{key}={value}" for key, value in machine.get("openblas_env", {}).items())
-    parts = [f"{machine['cpu']} ({machine['cores']} cores)", ", ".join(blas) or "no BLAS recorded"]
+    parts = [describe_cpu(machine), ", ".join(blas) or "no BLAS recorded"]
     if forced:
         parts.append(forced)
     labels = (("python", "Python"), ("numpy", "NumPy"), ("numba", "Numba"))
@@ -168,40 +181,31 @@ def library_name(library, runs: list[dict]) -> str:
 
 
 def backends_table(records: list[dict]) -> str:
-    """One row per backend and mode of ``RUNS``: its library, devices and install, and the ``fast`` recipe's runs."""
+    """One row per backend and mode of ``RUNS``: its library, devices and install, and each of ``BACKENDS_RECIPES``'
+    runs (test accuracy and training time for each seed)."""
     from mnist_xp.backend import LIBRARIES
 
     runs = {
-        (*backend_of(r), r["seed"]): r
+        (r["recipe"], *backend_of(r), r["seed"]): r
         for r in records
-        if r["kind"] == "recipe" and r["recipe"] == BACKENDS_RECIPE and r["device"] == "cpu"
+        if r["kind"] == "recipe" and r["recipe"] in BACKENDS_RECIPES and r["device"] == "cpu"
     }
-    lines = [
-        (
-            f"| backend | library | devices | install | runs | `{BACKENDS_RECIPE}`: test accuracy (%), seeds 0, 1, 2 "
-            "| training time (s), seeds 0, 1, 2 |"
-        ),
-        "|---|---|---|---|---|---|---|",
-    ]
+    header = ["backend", "library", "devices", "install", "runs"]
+    for name in BACKENDS_RECIPES:
+        header += [f"`{name}`: test accuracy (%), seeds 0, 1, 2", f"`{name}`: training time (s), seeds 0, 1, 2"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     notes, named = [], set()
     for (name, compiled), how in RUNS.items():
         library = LIBRARIES[name]
         label = f"`{name}`" + ("" if name not in named else " compiled" if compiled else " eager")
         named.add(name)
-        found = [runs.get((name, compiled, seed)) for seed in SEEDS]
         install = f"`pip install '.[{library.extra}]'`" if library.extra else "included"
-        accuracies = ", ".join("–" if run is None else percent(run["test_accuracy"]) for run in found)
-        times = ", ".join("–" if run is None else f"{run['train_seconds']:.1f}" for run in found)
-        recorded = [run for run in found if run is not None]
-        cells = [
-            label,
-            library_name(library, recorded),
-            ", ".join(library.devices),
-            install + INSTALL_NOTES.get(name, ""),
-            how,
-            accuracies,
-            times,
-        ]
+        found = {recipe: [runs.get((recipe, name, compiled, seed)) for seed in SEEDS] for recipe in BACKENDS_RECIPES}
+        recorded = [run for runs_of in found.values() for run in runs_of if run is not None]
+        cells = [label, library_name(library, recorded), ", ".join(library.devices), install + INSTALL_NOTES.get(name, ""), how]
+        for recipe_runs in found.values():
+            cells.append(", ".join("–" if run is None else percent(run["test_accuracy"]) for run in recipe_runs))
+            cells.append(", ".join("–" if run is None else f"{run['train_seconds']:.1f}" for run in recipe_runs))
         lines.append("| " + " | ".join(cells) + " |")
         if not recorded:
             notes.append(f"{label}: not recorded " + ("yet" if "cpu" in library.devices else "here (no GPU)"))
@@ -259,6 +263,63 @@ def benchmarks_table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+LOAD_RECIPES = ("fast", "default")
+"""The recipes the load table shows, in its order."""
+
+
+def load_table(records: list[dict]) -> str:
+    """Training times with the machine to itself and with one core busy, for NumPy's BLAS threads and for one.
+
+    One row per recipe and thread count: the median over seeds of each condition's time and their
+    ratio, and for each seed the test accuracy and the start of the weights' SHA-256 (runs with the
+    same digest computed the same network; a dagger marks a seed whose busy run computed another).
+    """
+    runs: dict = {}
+    for record in records:
+        for run in record["runs"]:
+            runs.setdefault((record["recipe"], run["blas_threads"]), {})[(record["seed"], run["busy_cores"])] = run
+    if not runs:
+        return "No run with and without a busy core has been recorded yet."
+    lines = [
+        "| recipe | BLAS threads | quiet (s) | one core busy (s) | busy / quiet | test accuracy (%), seeds 0, 1, 2 "
+        "| weights (SHA-256), seeds 0, 1, 2 |",
+        "|---|---:|---:|---:|---:|---|---|",
+    ]
+    order = {name: index for index, name in enumerate(LOAD_RECIPES)}
+    for name, threads in sorted(runs, key=lambda key: (order.get(key[0], len(order)), key[0], -(key[1] or 0))):
+        found = runs[(name, threads)]
+        medians = []
+        for busy in (0, 1):
+            times = [run["train_seconds"] for (_, load), run in found.items() if load == busy]
+            medians.append(statistics.median(times) if times else None)
+        quiet, busy = medians
+        accuracies, digests = [], []
+        for seed in SEEDS:
+            run, loaded = found.get((seed, 0)), found.get((seed, 1))
+            accuracies.append("–" if run is None else percent(run["test_accuracy"]))
+            differs = run is not None and loaded is not None and loaded["weights_sha256"] != run["weights_sha256"]
+            digests.append("–" if run is None else f"`{run['weights_sha256'][:8]}`" + (" †" if differs else ""))
+        cells = [
+            f"`{name}`", str(threads), "–" if quiet is None else f"{quiet:.2f}", "–" if busy is None else f"{busy:.2f}",
+            "–" if quiet is None or busy is None else f"{busy / quiet:.2f}", ", ".join(accuracies), ", ".join(digests),
+        ]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    dates = sorted(record["recorded"][:10] for record in records)
+    commits = sorted({(record["commit"].get("library") or record["commit"]["id"] or "?")[:10] for record in records})
+    machines = sorted({describe_machine(record) for record in records})
+    lines += [
+        "",
+        (
+            "Medians over the seeds of the training time on all 60,000 images, NumPy; each seed's four runs made one "
+            "after the other in one process, a busy core being another process that spins for the whole run. "
+            "Accuracies and digests are the quiet runs'; † marks a seed whose busy run computed other weights. "
+            f"Recorded {dates[0]}" + (f" to {dates[-1]}" if dates[-1] != dates[0] else "")
+            + f" with the library at commit {', '.join(commits)}, on {'; and on '.join(machines)}."
+        ),
+    ]
+    return "\n".join(lines)
+
+
 def default_settings() -> dict[str, dict]:
     """Every recipe's settings, in ``mnist_xp.RECIPES``' order, for the rows of recipes not yet recorded."""
     from mnist_xp import RECIPES
@@ -273,6 +334,8 @@ def render(name: str, results: Path = RESULTS) -> str:
         return backends_table(load_records(results / "recipes") + load_records(results / "backends"))
     if name == "benchmarks":
         return benchmarks_table(load_records(results / "benchmarks"))
+    if name == "load":
+        return load_table(load_records(results / "load"))
     if name == "papers":
         from .papers import table
 

@@ -9,11 +9,11 @@ import pytest
 from benchmarks import record, tables
 
 
-def fake_run(seed, accuracy, seconds, backend=None, compiled=False, versions=None):
-    """A recipe record of ``fast`` with only what the tables read."""
+def fake_run(seed, accuracy, seconds, backend=None, compiled=False, versions=None, recipe="fast"):
+    """A recipe record of ``recipe`` with only what the tables read."""
     run = {
         "kind": "recipe",
-        "recipe": "fast",
+        "recipe": recipe,
         "seed": seed,
         "device": "cpu",
         "test_accuracy": accuracy,
@@ -48,19 +48,24 @@ def test_the_backends_table_has_a_row_per_backend_and_a_dash_where_nothing_is_re
             fake_run(2, 0.9799, 2.5, "torch", versions={"torch": "2.1.0"}),
             fake_run(1, 0.9701, 9.0, "jax", compiled=False, versions={"jax": "0.4.0", "jaxlib": "0.4.0"}),
             {**fake_run(1, 0.5, 0.1, "torch"), "device": "gpu"},
+            fake_run(1, 0.9777, 7.25, "torch", recipe="keras", versions={"torch": "2.1.0"}),
+            fake_run(0, 0.9, 1.0, "torch", recipe="seed"),
         ],
     )
     table = tables.render("backends", tmp_path)
     lines = table.splitlines()
     assert [line.split(" | ")[0] for line in lines[2:7]] == ["| `numpy`", "| `cupy`", "| `torch`", "| `jax`", "| `jax` eager"]
-    assert row(table, "| `numpy` |").endswith("| NumPy 2.0.0 | cpu | included | eager | 98.00, 98.00, 98.00 | 1.0, 2.0, 3.0 |")
-    assert row(table, "| `cupy` |").endswith("| –, –, – | –, –, – |")
+    assert row(table, "| `numpy` |").endswith(
+        "| NumPy 2.0.0 | cpu | included | eager | 98.00, 98.00, 98.00 | 1.0, 2.0, 3.0 | –, –, – | –, –, – |"
+    )
+    assert row(table, "| `cupy` |").endswith("| –, –, – | –, –, – | –, –, – | –, –, – |")
     torch = row(table, "| `torch` |")
     assert "| PyTorch 2.1.0 | cpu, gpu, mps | `pip install '.[torch]'` |" in torch
-    assert torch.endswith("| 98.12, –, 97.99 | 2.2, –, 2.5 |")
+    assert torch.endswith("| 98.12, –, 97.99 | 2.2, –, 2.5 | –, 97.77, – | –, 7.2, – |")
     assert row(table, "| `jax` |").endswith("| JAX | cpu, gpu | `pip install '.[jax]'`; for a GPU also `pip install -U 'jax[cuda12]'` "
-                                             "| compiled: each epoch one `jax.jit` program | –, –, – | –, –, – |")
-    assert row(table, "| `jax` eager |").endswith("| –, 97.01, – | –, 9.0, – |")
+                                             "| compiled: each epoch one `jax.jit` program | –, –, – | –, –, – | –, –, – "
+                                             "| –, –, – |")
+    assert row(table, "| `jax` eager |").endswith("| –, 97.01, – | –, 9.0, – | –, –, – | –, –, – |")
     caption = lines[-1]
     assert "recorded 2026-01-02 with the library at commit fedcba9876, on Some CPU (4 cores)" in caption
     assert "`cupy`: not recorded here (no GPU); `jax`: not recorded yet." in caption
@@ -125,3 +130,55 @@ def test_the_record_command_refuses_a_backend_it_does_not_know(capsys):
     with pytest.raises(SystemExit):
         record.main(["recipe", "fast", "--backend", "tensorflow"])
     assert "'tensorflow' is not one of numpy, cupy, torch, jax" in capsys.readouterr().err
+
+
+def load_record(seed, runs, recipe="fast"):
+    """A load record of ``recipe``: ``runs`` maps (busy cores, BLAS threads) to (accuracy, seconds, digest)."""
+    record = fake_run(seed, 0.0, 0.0, recipe=recipe)
+    record["kind"] = "load"
+    record["runs"] = [
+        {"busy_cores": busy, "blas_threads": threads, "test_accuracy": accuracy, "train_seconds": seconds,
+         "weights_sha256": digest}
+        for (busy, threads), (accuracy, seconds, digest) in runs.items()
+    ]  # fmt: skip
+    return record
+
+
+def test_the_load_table_gives_medians_their_ratio_and_marks_a_busy_run_that_computed_other_weights(tmp_path):
+    records = []
+    for seed, quiet in enumerate((1.0, 1.2, 1.4)):
+        runs = {
+            (0, 2): (0.98, quiet, f"{seed}a" * 20),
+            (1, 2): (0.98, 4 * quiet, f"{seed}a" * 20 if seed else "ff" * 20),
+            (0, 1): (0.97, 1.5, f"{seed}b" * 20),
+            (1, 1): (0.97, 1.5, f"{seed}b" * 20),
+        }
+        records.append(load_record(seed, runs))
+    records.append(load_record(0, {(0, 2): (0.9, 3.0, "cc" * 20)}, recipe="default"))
+    write_runs(tmp_path / "load", records)
+    table = tables.render("load", tmp_path)
+    lines = table.splitlines()
+    assert [line.split(" | ")[:2] for line in lines[2:5]] == [["| `fast`", "2"], ["| `fast`", "1"], ["| `default`", "2"]]
+    assert lines[2].endswith("| 1.20 | 4.80 | 4.00 | 98.00, 98.00, 98.00 | `0a0a0a0a` †, `1a1a1a1a`, `2a2a2a2a` |")
+    assert lines[3].endswith("| 1.50 | 1.50 | 1.00 | 97.00, 97.00, 97.00 | `0b0b0b0b`, `1b1b1b1b`, `2b2b2b2b` |")
+    assert lines[4].endswith("| 3.00 | – | – | 90.00, –, – | `cccccccc`, –, – |")
+    assert "on Some CPU (4 cores)" in lines[-1]
+
+
+def test_no_load_record_gives_a_sentence_not_a_table(tmp_path):
+    assert tables.render("load", tmp_path) == "No run with and without a busy core has been recorded yet."
+
+
+def test_the_weights_digest_changes_with_any_weight_and_only_then():
+    np = pytest.importorskip("numpy")
+    params = [(np.ones((3, 2), np.float32), np.zeros(2, np.float32)), (np.ones((2, 1), np.float32), np.zeros(1, np.float32))]
+    same = [(W.copy(), b.copy()) for W, b in params]
+    assert record.weights_digest(params) == record.weights_digest(same)
+    same[1][0][1, 0] = np.nextafter(np.float32(1), np.float32(2))
+    assert record.weights_digest(params) != record.weights_digest(same)
+
+
+def test_the_cpu_is_described_with_its_family_and_vector_width():
+    machine = {"cpu": "AMD EPYC", "cpu_family": "26", "cpu_model": "2", "avx512": True, "cores": 2}
+    assert tables.describe_cpu(machine) == "AMD EPYC (family 26, model 2; AVX-512; 2 cores)"
+    assert tables.describe_cpu({"cpu": "Intel Xeon", "avx512": False, "cores": 4}) == "Intel Xeon (no AVX-512; 4 cores)"
