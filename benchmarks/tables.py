@@ -281,8 +281,10 @@ def load_table(records: list[dict]) -> str:
     if not runs:
         return "No run with and without a busy core has been recorded yet."
     lines = [
-        "| recipe | BLAS threads | quiet (s) | one core busy (s) | busy / quiet | test accuracy (%), seeds 0, 1, 2 "
-        "| weights (SHA-256), seeds 0, 1, 2 |",
+        (
+            "| recipe | BLAS threads | quiet (s) | one core busy (s) | busy / quiet | test accuracy (%), seeds 0, 1, 2 "
+            "| weights (SHA-256), seeds 0, 1, 2 |"
+        ),
         "|---|---:|---:|---:|---:|---|---|",
     ]
     order = {name: index for index, name in enumerate(LOAD_RECIPES)}
