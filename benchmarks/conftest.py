@@ -30,6 +30,7 @@ def pytest_report_header(config):
 def pytest_benchmark_update_machine_info(config, machine_info):
     machine_info["openblas_env"] = machine.openblas_env()
     machine_info["blas"] = machine.blas_libraries()
+    machine_info["cpu_details"] = machine.cpu_details()
 
 
 PLAIN_TEST_IMAGES = 1000

@@ -1,13 +1,35 @@
-"""What the BLAS is doing in this process: the kernel threadpoolctl sees and the OPENBLAS_* variables."""
+"""What the machine is and what its BLAS is doing in this process: the CPU as ``lscpu`` names it, the kernel
+threadpoolctl sees and the OPENBLAS_* variables."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 
 
 def openblas_env(environ=os.environ) -> dict:
     """The OPENBLAS_* environment variables of this process (they can force an older kernel)."""
     return {key: value for key, value in sorted(environ.items()) if key.startswith("OPENBLAS_")}
+
+
+def lscpu() -> dict:
+    """``lscpu``'s fields as a dict (empty where the command is missing)."""
+    try:
+        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True, env={"LC_ALL": "C"}).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return {}
+    fields = (line.split(":", 1) for line in text.splitlines() if ":" in line)
+    return {key.strip(): value.strip() for key, value in fields}
+
+
+def cpu_details(cpu: dict | None = None) -> dict:
+    """The CPU's family and model numbers and whether it has AVX-512, from ``lscpu``'s fields (``cpu``)."""
+    cpu = lscpu() if cpu is None else cpu
+    return {
+        "cpu_family": cpu.get("CPU family"),
+        "cpu_model": cpu.get("Model"),
+        "avx512": "avx512f" in cpu.get("Flags", "").split(),
+    }
 
 
 def blas_libraries() -> list[dict]:

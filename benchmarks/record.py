@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy
 
-from .machine import blas_libraries, openblas_env
+from .machine import blas_libraries, cpu_details, lscpu, openblas_env
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
@@ -47,25 +47,13 @@ LIBRARIES = (
 )
 
 
-def lscpu() -> dict:
-    """``lscpu``'s fields as a dict (empty where the command is missing)."""
-    try:
-        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True, env={"LC_ALL": "C"}).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return {}
-    fields = (line.split(":", 1) for line in text.splitlines() if ":" in line)
-    return {key.strip(): value.strip() for key, value in fields}
-
-
 def machine() -> dict:
     """The CPU model and core count, the BLAS with its kernel and threads, and the OPENBLAS_* variables."""
     cpu = lscpu()
     return {
         "cpu": cpu.get("Model name") or platform.processor() or "unknown CPU",
-        "cpu_family": cpu.get("CPU family"),
-        "cpu_model": cpu.get("Model"),
+        **cpu_details(cpu),
         "cores": os.cpu_count(),
-        "avx512": "avx512f" in cpu.get("Flags", "").split(),
         "system": f"{platform.system()} {platform.machine()}",
         "blas": [blas_entry(info) for info in blas_libraries() if "note" not in info],
         "openblas_env": openblas_env(),
@@ -261,6 +249,7 @@ def reduce_benchmarks(run: dict) -> dict:
         "machine": {
             "cpu": info.get("cpu", {}).get("brand_raw") or info.get("processor") or "unknown CPU",
             "cores": info.get("cpu", {}).get("count"),
+            **info.get("cpu_details", {}),
             "blas": [blas_entry(lib) for lib in info.get("blas", []) if "note" not in lib],
             "openblas_env": info.get("openblas_env", {}),
         },

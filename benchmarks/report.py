@@ -63,8 +63,10 @@ def render(run: dict) -> str:
     env = machine.get("openblas_env", {})
     cpu = machine.get("cpu", {}).get("brand_raw", machine.get("processor", "unknown CPU"))
     lines = [
-        f"Run of {run.get('datetime', 'unknown date')[:16].replace('T', ' ')} UTC on {cpu} "
-        f"({machine.get('cpu', {}).get('count', '?')} cores), Python {machine.get('python_version', '?')}.",
+        (
+            f"Run of {run.get('datetime', 'unknown date')[:16].replace('T', ' ')} UTC on {cpu} "
+            f"({machine.get('cpu', {}).get('count', '?')} cores), Python {machine.get('python_version', '?')}."
+        ),
         "",
         f"BLAS: {describe(machine.get('blas', []))}. OPENBLAS_* variables: "
         + (", ".join(f"{k}={v}" for k, v in env.items()) or "none set")

@@ -248,7 +248,7 @@ def benchmarks_table(records: list[dict]) -> str:
         "",
         (
             f"Medians of one run recorded {(record['recorded'] or '?')[:16].replace('T', ' ')} UTC at commit "
-            f"{(record['commit']['id'] or '?')[:10]}, on {machine['cpu']} ({machine['cores']} cores), "
+            f"{(record['commit']['id'] or '?')[:10]}, on {describe_cpu(machine)}, "
             f"{', '.join(blas) or 'no BLAS recorded'}{'; ' + forced if forced else ''}, "
             f"Python {record['libraries'].get('python', '?')}. A dash: that contestant was not installed or does not run "
             "there."

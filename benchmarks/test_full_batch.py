@@ -32,7 +32,7 @@ from .workload import (
 )
 
 DTYPES = ("float32", "float64")
-ROUNDS = dict(rounds=5, warmup_rounds=1)
+ROUNDS = {"rounds": 5, "warmup_rounds": 1}
 
 
 def device_params(device: str, dtype: str):

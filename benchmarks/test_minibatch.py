@@ -21,7 +21,7 @@ from .peers import keras_model, torch_model, torch_synchronized
 from .workload import ADAM_LR, BATCH_SIZES, LIBRARIES, SEED, engine, host_params, mnist, record, step_flop
 
 DTYPE = "float32"
-ROUNDS = dict(rounds=2, warmup_rounds=0)
+ROUNDS = {"rounds": 2, "warmup_rounds": 0}
 
 
 def record_epoch(benchmark, impl, device, n, batch_size):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable
 from dataclasses import replace
-from functools import lru_cache
-from typing import Callable, NamedTuple
+from functools import cache
+from typing import NamedTuple
 
 import pytest
 from array_api_compat import array_namespace
@@ -24,12 +26,12 @@ SEED = 0
 
 def forward_flop(n: int, layers=LAYERS) -> int:
     """Multiply-adds of the forward pass, counted as 2 FLOP each: one product per layer."""
-    return sum(2 * n * fan_in * fan_out for fan_in, fan_out in zip(layers[:-1], layers[1:]))
+    return sum(2 * n * fan_in * fan_out for fan_in, fan_out in itertools.pairwise(layers))
 
 
 def backward_flop(n: int, layers=LAYERS) -> int:
     """Every layer's weight gradient, plus the gradient passed back through every layer but the first."""
-    pairs = list(zip(layers[:-1], layers[1:]))
+    pairs = list(itertools.pairwise(layers))
     return sum(2 * n * a * b for a, b in pairs) + sum(2 * n * a * b for a, b in pairs[1:])
 
 
@@ -38,7 +40,7 @@ def step_flop(n: int, layers=LAYERS) -> int:
     return forward_flop(n, layers) + backward_flop(n, layers)
 
 
-@lru_cache(maxsize=None)
+@cache
 def mnist(device: str, dtype: str, limit: int | None = None):
     """The real MNIST training set (the first ``limit`` images; all 60,000 by default) on ``device``: (X, Y, labels)."""
     dataset = load_mnist(device, dtype, limit=limit)
