@@ -182,3 +182,49 @@ def test_the_cpu_is_described_with_its_family_and_vector_width():
     machine = {"cpu": "AMD EPYC", "cpu_family": "26", "cpu_model": "2", "avx512": True, "cores": 2}
     assert tables.describe_cpu(machine) == "AMD EPYC (family 26, model 2; AVX-512; 2 cores)"
     assert tables.describe_cpu({"cpu": "Intel Xeon", "avx512": False, "cores": 4}) == "Intel Xeon (no AVX-512; 4 cores)"
+
+
+def test_a_load_record_trains_quiet_and_busy_on_the_blas_threads_and_on_one(monkeypatch, tmp_path):
+    np = pytest.importorskip("numpy")
+    import mnist_xp
+
+    seen = []
+
+    class Trained:
+        def __init__(self, threads):
+            self.test_accuracy, self.train_seconds = 0.98, 1.0 + len(seen)
+            self.model = type("Model", (), {"params": [(np.full((2, 2), threads, np.float32), np.zeros(2, np.float32))]})
+
+    def train(config, data):
+        threads = record.numpy_blas_threads()
+        seen.append((config.seed, threads))
+        return Trained(threads)
+
+    started = []
+    real_popen = record.subprocess.Popen
+
+    def popen(command, *args, **kwargs):
+        process = real_popen(command, *args, **kwargs)
+        started.append((command, process))
+        return process
+
+    monkeypatch.setattr(mnist_xp, "train", train)
+    monkeypatch.setattr(mnist_xp, "load_mnist", lambda dtype: None)
+    monkeypatch.setattr(record.subprocess, "Popen", popen)
+    assert record.main(["load", "fast", "--seed", "2", "--results", str(tmp_path)]) == 0
+    written = json.loads((tmp_path / "load" / "fast-seed2.json").read_text())
+    assert [(run["busy_cores"], run["blas_threads"]) for run in written["runs"]] == [
+        (0, seen[0][1]), (1, seen[0][1]), (0, 1), (1, 1)
+    ]  # fmt: skip
+    assert [seed for seed, _ in seen] == [2, 2, 2, 2]
+    spinners = [process for command, process in started if "while True: pass" in command]
+    assert len(spinners) == 2 and all(process.poll() is not None for process in spinners)  # one per busy run, ended
+    digests = [run["weights_sha256"] for run in written["runs"]]
+    assert digests[2] == digests[3] and (digests[0] == digests[2]) == (seen[0][1] == 1)
+    assert tables.render("load", tmp_path).count("| `fast` |") == (1 if seen[0][1] == 1 else 2)
+
+
+def test_the_load_command_refuses_a_recipe_it_does_not_know(capsys):
+    with pytest.raises(SystemExit):
+        record.main(["load", "nope"])
+    assert "unknown recipe 'nope'" in capsys.readouterr().err
