@@ -1,0 +1,49 @@
+"""The same seed gives the same weights on one, two and four BLAS threads, where the run promises it.
+
+Batches of up to 64 rows run their products on one BLAS thread, and batches of more than 8,192 rows
+in blocks of rows each on one thread (``backend.serial_blas``, ``backend.row_blocks``), so their
+results do not depend on how many threads NumPy's BLAS has. Batches in between use every BLAS
+thread, and OpenBLAS rounds their products differently on each thread count. Each run here is a fresh process with its BLAS set to
+that many threads (more than the machine's cores, too), as on a machine with more or fewer cores.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+TRAIN = """
+import hashlib, sys
+import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
+import mnist_xp
+threadpool_limits({threads}, user_api="blas")  # beyond the cores too, which OPENBLAS_NUM_THREADS does not allow
+config = mnist_xp.TrainConfig(hidden=(64,), batch_size={batch!r}, epochs=2, optimizer="adam", lr=0.003, seed=5)
+result = mnist_xp.train(config, limit={limit})
+digest = hashlib.sha256(b"".join(np.ascontiguousarray(a).tobytes() for pair in result.model.params for a in pair))
+threads = sorted({{info["num_threads"] for info in threadpool_info() if "numpy" in info["filepath"]}})  # NumPy's BLAS
+print(digest.hexdigest(), result.test_accuracy, threads)
+"""
+
+
+def trained(batch, limit: int, threads: int) -> tuple[str, str, str]:
+    """The weights' digest, the test accuracy and the BLAS thread counts of a run in a process on ``threads`` threads."""
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
+    code = TRAIN.format(batch=batch, limit=limit, threads=threads)
+    result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    digest, accuracy, counts = result.stdout.split(maxsplit=2)
+    return digest, accuracy, counts.strip()
+
+
+@pytest.mark.parametrize(
+    "batch, limit", [(32, 3000), (64, 3000), ("full", 10_000)], ids=["batch-32", "batch-64", "full-batch-in-blocks"]
+)
+def test_a_seed_gives_the_same_weights_on_one_two_and_four_blas_threads(batch, limit):
+    runs = {threads: trained(batch, limit, threads) for threads in (1, 2, 4)}
+    assert [counts for _, _, counts in runs.values()] == ["[1]", "[2]", "[4]"], runs  # each ran as it was told
+    assert len({digest for digest, _, _ in runs.values()}) == 1, runs
+    assert len({accuracy for _, accuracy, _ in runs.values()}) == 1, runs
