@@ -322,19 +322,17 @@ def main(argv: list[str] | None = None) -> int:
         path = write(record, args.out / f"{args.name}.json")
         print(path)
         return 0
-    if args.kind == "load":
+    if args.kind in ("load", "recipe"):
         import mnist_xp
 
         if args.name not in mnist_xp.RECIPES:
             parser.error(f"unknown recipe {args.name!r}: choose one of {', '.join(sorted(mnist_xp.RECIPES))}")
+    if args.kind == "load":
         path = write(record_load(args.name, args.seed), args.results / "load" / f"{args.name}-seed{args.seed}.json")
     elif args.kind == "recipe":
-        import mnist_xp
         from mnist_xp.backend import check_choice
         from mnist_xp.errors import MnistXpError
 
-        if args.name not in mnist_xp.RECIPES:
-            parser.error(f"unknown recipe {args.name!r}: choose one of {', '.join(sorted(mnist_xp.RECIPES))}")
         try:
             backend = check_choice(args.device, args.backend)
             own = backend == check_choice(args.device) and not args.compile

@@ -144,18 +144,22 @@ def recipes_caption(records: list[dict], missing: list[str]) -> str:
     return text
 
 
+def recorded_where(records: list[dict]) -> str:
+    """'recorded DATE[ to DATE] with the library at commit C, ..., on MACHINE[; and on ...]' for ``records``."""
+    dates = sorted(record["recorded"][:10] for record in records)
+    commits = sorted({(record["commit"].get("library") or record["commit"]["id"] or "?")[:10] for record in records})
+    machines = sorted({describe_machine(record) for record in records})
+    span = dates[0] + (f" to {dates[-1]}" if dates[-1] != dates[0] else "")
+    return f"recorded {span} with the library at commit {', '.join(commits)}, on {'; and on '.join(machines)}"
+
+
 def runs_caption(records: list[dict]) -> str:
     """Where and when recipe runs were recorded: the data, dates, commits, machines, and the load if it was high."""
     if not records:
         return "No recipe has been recorded yet."
-    dates = sorted(record["recorded"][:10] for record in records)
-    commits = sorted({(record["commit"].get("library") or record["commit"]["id"] or "?")[:10] for record in records})
-    machines = sorted({describe_machine(record) for record in records})
     text = (
         "Trained on all 60,000 training images and tested on the 10,000 test images, on the CPU; "
-        f"recorded {dates[0]}"
-        + (f" to {dates[-1]}" if dates[-1] != dates[0] else "")
-        + f" with the library at commit {', '.join(commits)}, on {'; and on '.join(machines)}."
+        f"{recorded_where(records)}."
     )
     busiest = max(records, key=lambda record: record["load_average"] / record["machine"]["cores"])
     if busiest["load_average"] >= busiest["machine"]["cores"]:
@@ -267,6 +271,11 @@ LOAD_RECIPES = ("fast", "default")
 """The recipes the load table shows, in its order."""
 
 
+def median_seconds(runs: list[dict]) -> float | None:
+    """The median training time of ``runs`` (None without any)."""
+    return statistics.median(run["train_seconds"] for run in runs) if runs else None
+
+
 def load_table(records: list[dict]) -> str:
     """Training times with the machine to itself and with one core busy, for NumPy's BLAS threads and for one.
 
@@ -290,11 +299,7 @@ def load_table(records: list[dict]) -> str:
     order = {name: index for index, name in enumerate(LOAD_RECIPES)}
     for name, threads in sorted(runs, key=lambda key: (order.get(key[0], len(order)), key[0], -(key[1] or 0))):
         found = runs[(name, threads)]
-        medians = []
-        for busy in (0, 1):
-            times = [run["train_seconds"] for (_, load), run in found.items() if load == busy]
-            medians.append(statistics.median(times) if times else None)
-        quiet, busy = medians
+        quiet, busy = (median_seconds([run for (_, load), run in found.items() if load == busy]) for busy in (0, 1))
         accuracies, digests = [], []
         for seed in SEEDS:
             run, loaded = found.get((seed, 0)), found.get((seed, 1))
@@ -306,17 +311,14 @@ def load_table(records: list[dict]) -> str:
             "–" if quiet is None or busy is None else f"{busy / quiet:.2f}", ", ".join(accuracies), ", ".join(digests),
         ]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
-    dates = sorted(record["recorded"][:10] for record in records)
-    commits = sorted({(record["commit"].get("library") or record["commit"]["id"] or "?")[:10] for record in records})
-    machines = sorted({describe_machine(record) for record in records})
+    where = recorded_where(records)
     lines += [
         "",
         (
             "Medians over the seeds of the training time on all 60,000 images, NumPy; each seed's four runs made one "
             "after the other in one process, a busy core being another process that spins for the whole run. "
             "Accuracies and digests are the quiet runs'; † marks a seed whose busy run computed other weights. "
-            f"Recorded {dates[0]}" + (f" to {dates[-1]}" if dates[-1] != dates[0] else "")
-            + f" with the library at commit {', '.join(commits)}, on {'; and on '.join(machines)}."
+            f"{where[0].upper()}{where[1:]}."
         ),
     ]
     return "\n".join(lines)
