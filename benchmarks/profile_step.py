@@ -115,12 +115,12 @@ def full_batch(dtype: str, reps: int, limit: int | None) -> list[str]:
 
 def unsplit_step(state, inputs, Y, optimizer):
     """``train_step`` with the whole batch as one block, as it ran before steps were split."""
-    block_rows = backend.BLOCK_ROWS
-    backend.BLOCK_ROWS = Y.shape[0]
+    serial_rows = backend.SERIAL_ROWS
+    backend.SERIAL_ROWS = Y.shape[0]
     try:
         return train_step(state, inputs, Y, optimizer, SGD_LR)
     finally:
-        backend.BLOCK_ROWS = block_rows
+        backend.SERIAL_ROWS = serial_rows
 
 
 def adam_step(batch_size: int, reps: int, limit: int | None) -> list[str]:
@@ -151,7 +151,7 @@ def adam_step(batch_size: int, reps: int, limit: int | None) -> list[str]:
             ("the whole step, so", lambda: train_step(fused_state, CompactInputs(X_rows, None), Y_rows, fused, 1e-3)),
         ]
     lines = [f"### Adam step, batch {batch_size}, float32", "", "| piece | µs |", "|---|---:|"]
-    with backend.serial_blas(X, batch_size):
+    with backend.serial_blas(X):
         lines += [f"| {name} | {median_ms(thunk, reps * 40) * 1e3:.0f} |" for name, thunk in pieces]
     return lines + [""]
 

@@ -60,6 +60,7 @@ __all__ = [
     "serial_blas",
     "row_blocks",
     "map_blocks",
+    "made_ahead",
     "fused_kernels",
     "keep_freed_memory",
     "uniform_sampler",
@@ -67,11 +68,11 @@ __all__ = [
     "host_generator",
 ]
 
-SERIAL_BLAS_MAX_ROWS = 64
-"""Batches up to this many rows have products too small to share between CPU threads."""
+SERIAL_ROWS = 512
+"""NumPy batches of up to this many rows run on one BLAS thread; larger ones in blocks (``row_blocks``)."""
 
 BLOCK_ROWS = 8192
-"""NumPy batches of more rows than this are split into blocks of at most this many, one per thread."""
+"""NumPy batches of more than ``SERIAL_ROWS`` rows are split into at least two blocks of at most this many rows."""
 
 
 @dataclass(frozen=True)
@@ -310,16 +311,18 @@ def _one_blas_thread():
     return controller.limit(limits=1, user_api="blas")
 
 
-def serial_blas(array, rows: int):
-    """A context in which NumPy's BLAS runs on one thread when batches of ``rows`` rows are small.
+def serial_blas(array):
+    """A context in which NumPy's BLAS runs on one thread, for training steps on ``array``'s batches.
 
-    Splitting a product of a few dozen rows across threads saves little, and when the cores are
-    shared each hand-over can wait a whole scheduler slice; from 128 rows two threads win (the
-    README's Benchmarks give the figures).
-    Results agree with the threaded ones to rounding (the blocking may differ).
-    Elsewhere (CuPy, other namespaces, large batches, or without threadpoolctl) it does nothing.
+    A seed then gives the same weights on any number of cores: OpenBLAS rounds a product
+    differently on every thread count, while a batch of up to ``SERIAL_ROWS`` rows runs on
+    one thread and a larger one in blocks of rows each on one thread (``row_blocks``, ``map_blocks``).
+    One thread also keeps a step fast when another process busies a core: threads that share
+    a product wait for the slowest, and a busy core can hold one for a whole scheduler slice
+    (the README's benchmarks give the figures, and what one thread costs on a quiet machine).
+    Elsewhere (CuPy, other namespaces, or without threadpoolctl) it does nothing.
     """
-    if not is_numpy_array(array) or rows > SERIAL_BLAS_MAX_ROWS:
+    if not is_numpy_array(array):
         return contextlib.nullcontext()
     return _one_blas_thread()
 
@@ -327,14 +330,14 @@ def serial_blas(array, rows: int):
 def row_blocks(array, rows: int) -> list[tuple[int, int]]:
     """Row ranges ``(start, stop)`` that split a batch of ``rows`` rows of ``array`` into blocks for ``map_blocks``.
 
-    A NumPy batch of more than ``BLOCK_ROWS`` rows becomes the fewest blocks of at most that
-    many rows, of sizes as equal as can be; any other batch stays one block. The split depends on
-    the row count alone, never on the number of cores, so a result computed block by block is
-    the same on every machine.
+    A NumPy batch of more than ``SERIAL_ROWS`` rows becomes the fewest blocks, at least two, of at
+    most ``BLOCK_ROWS`` rows, of sizes as equal as can be; any other batch stays one block. The
+    split depends on the row count alone, never on the number of cores, so a result computed
+    block by block is the same on every machine.
     """
-    if not is_numpy_array(array) or rows <= BLOCK_ROWS:
+    if not is_numpy_array(array) or rows <= SERIAL_ROWS:
         return [(0, rows)]
-    count = -(-rows // BLOCK_ROWS)
+    count = max(2, -(-rows // BLOCK_ROWS))
     bounds = [rows * i // count for i in range(count + 1)]
     return list(zip(bounds[:-1], bounds[1:]))
 
@@ -363,6 +366,26 @@ def map_blocks(fn, blocks):
         return [fn(*blocks[0])]
     with _one_blas_thread():
         return list(_block_pool().map(lambda block: fn(*block), blocks))
+
+
+def made_ahead(fn, count: int, like):
+    """``fn(0)``, ``fn(1)``, ... ``fn(count - 1)`` in turn, each next one made on another core while the
+    caller works with the one before.
+
+    Training steps on NumPy leave the other cores idle (``serial_blas``): work that the next step
+    needs and that does not depend on this one, such as the next batch's distortions, is done there
+    meanwhile. The results are those of ``fn`` however the work is shared. Elsewhere (arrays
+    ``like`` of another namespace, or a single core) each is made when it is asked for.
+    """
+    if not is_numpy_array(like) or _block_pool()._max_workers < 2:
+        yield from (fn(index) for index in range(count))
+        return
+    pool = _block_pool()
+    pending = pool.submit(fn, 0) if count else None
+    for index in range(count):
+        made = pending.result()
+        pending = pool.submit(fn, index + 1) if index + 1 < count else None
+        yield made
 
 
 def fused_kernels(xp):

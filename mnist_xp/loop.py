@@ -21,6 +21,7 @@ from . import augment, compiled, nn
 from .backend import (
     host_generator,
     keep_freed_memory,
+    made_ahead,
     map_blocks,
     row_blocks,
     serial_blas,
@@ -270,6 +271,12 @@ def distorted(inputs: CompactInputs, distortion, seed: int, epoch: int, batch: i
     return CompactInputs(distortion(X, uniform), None)
 
 
+def epoch_batch(inputs: CompactInputs, order, slices, offsets, distortion, seed: int, epoch: int, batch: int):
+    """The inputs of batch ``batch`` of ``epoch``: its rows of the epoch's ``order``, shifted and distorted."""
+    rows = order[slices[batch][0] : slices[batch][1]]
+    return distorted(shifted(inputs.take(rows), offsets, batch), distortion, seed, epoch, batch)
+
+
 HOST = array_namespace(np.empty(0))
 """The host's namespace (NumPy), where a compiled epoch draws its masks before it starts."""
 
@@ -456,17 +463,20 @@ def fit(
         elif full_batch:
             masks = batch_dropout(state.params, n, dropout, seed, epoch, 0, dtype, input_dropout)
             batch_inputs = distorted(shifted(inputs, offsets, 0), distortion, seed, epoch, 0)
-            total = step(state, batch_inputs, Y, optimizer, rate, activation, masks, l2)
+            with serial_blas(X):
+                total = step(state, batch_inputs, Y, optimizer, rate, activation, masks, l2)
         else:
             order = to_device(epoch_order(seed, epoch, n), X)
+            batch_inputs = functools.partial(epoch_batch, inputs, order, slices, offsets, distortion, seed, epoch)
             total = 0.0
-            with serial_blas(X, batch_size):
+            with serial_blas(X):
+                # Distortions take long enough to be worth making for the next batch during this batch's step.
+                made = made_ahead(batch_inputs, len(slices), X) if distortion is not None else None
                 for batch, (start, stop) in enumerate(slices):
-                    rows = order[start:stop]
                     masks = batch_dropout(state.params, stop - start, dropout, seed, epoch, batch, dtype, input_dropout)
-                    Y_rows = xp.take(Y, rows, axis=0)
-                    batch_inputs = distorted(shifted(inputs.take(rows), offsets, batch), distortion, seed, epoch, batch)
-                    loss = step(state, batch_inputs, Y_rows, optimizer, schedule(state.step), activation, masks, l2)
+                    Y_rows = xp.take(Y, order[start:stop], axis=0)
+                    this_batch = next(made) if made is not None else batch_inputs(batch)
+                    loss = step(state, this_batch, Y_rows, optimizer, schedule(state.step), activation, masks, l2)
                     total = total + loss * ((stop - start) / n)
         if compiling is not None:
             state.opt_state = compiled.numbers_back(state.opt_state, numbers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -60,7 +61,7 @@ def test_a_single_block_is_the_plain_step_itself(backend):
             np.testing.assert_array_equal(backend.to_numpy(part), backend.to_numpy(whole))
 
 
-def test_only_numpy_batches_over_the_block_size_are_split():
+def test_only_numpy_batches_over_the_serial_size_are_split_into_two_blocks_or_more():
     big = backends.BLOCK_ROWS * 7 + 3
     X = np.zeros((1, 1))
     blocks = backends.row_blocks(X, big)
@@ -69,7 +70,10 @@ def test_only_numpy_batches_over_the_block_size_are_split():
     assert all(stop == next_start for (_, stop), (next_start, _) in zip(blocks, blocks[1:]))
     sizes = [stop - start for start, stop in blocks]
     assert max(sizes) <= backends.BLOCK_ROWS and max(sizes) - min(sizes) <= 1
-    assert backends.row_blocks(X, backends.BLOCK_ROWS) == [(0, backends.BLOCK_ROWS)]
+    half = backends.BLOCK_ROWS // 2
+    assert backends.row_blocks(X, backends.BLOCK_ROWS) == [(0, half), (half, backends.BLOCK_ROWS)]
+    assert backends.row_blocks(X, backends.SERIAL_ROWS) == [(0, backends.SERIAL_ROWS)]
+    assert len(backends.row_blocks(X, backends.SERIAL_ROWS + 1)) == 2
     strict = pytest.importorskip("array_api_strict")
     assert backends.row_blocks(strict.asarray([1.0]), big) == [(0, big)]
 
@@ -107,6 +111,41 @@ def test_a_forked_child_can_still_compute_blocks():
     assert os.waitstatus_to_exitcode(status) == 0
 
 
+def test_made_ahead_gives_each_result_in_turn_made_on_another_thread():
+    main = threading.get_ident()
+    made = list(backends.made_ahead(lambda index: (index, threading.get_ident()), 5, np.zeros(1)))
+    assert [index for index, _ in made] == [0, 1, 2, 3, 4]
+    assert all(thread != main for _, thread in made)
+
+
+def test_made_ahead_makes_each_result_when_asked_on_one_core_or_another_namespace(monkeypatch):
+    asked = []
+
+    def make(index):
+        asked.append(index)
+        return index, threading.get_ident()
+
+    strict = pytest.importorskip("array_api_strict")
+    made = backends.made_ahead(make, 3, strict.asarray([1.0]))
+    assert asked == []
+    assert next(made) == (0, threading.get_ident()) and asked == [0]
+    assert list(made) == [(1, threading.get_ident()), (2, threading.get_ident())]
+    monkeypatch.setattr(backends, "_block_pool", lambda: ThreadPoolExecutor(max_workers=1))
+    assert [index for index, _ in backends.made_ahead(make, 3, np.zeros(1))] == [0, 1, 2]
+
+
+def test_made_ahead_raises_what_the_work_raised():
+    def make(index):
+        if index == 2:
+            raise ValueError("bad batch")
+        return index
+
+    made = backends.made_ahead(make, 4, np.zeros(1))
+    assert [next(made), next(made)] == [0, 1]
+    with pytest.raises(ValueError, match="bad batch"):
+        next(made)
+
+
 def train_full_batch(X, Y, params, epochs=3):
     optimizer = adam()
     state = TrainState([(W.copy(), b.copy()) for W, b in params], optimizer.init(params))
@@ -115,6 +154,7 @@ def train_full_batch(X, Y, params, epochs=3):
 
 def test_blocked_training_is_bit_for_bit_the_same_on_one_core_or_several(monkeypatch):
     X, Y, params = problem(np.asarray)
+    monkeypatch.setattr(backends, "SERIAL_ROWS", 32)
     monkeypatch.setattr(backends, "BLOCK_ROWS", 64)
     assert len(backends.row_blocks(X, X.shape[0])) == 5
     several = train_full_batch(X, Y, params)
@@ -123,7 +163,7 @@ def test_blocked_training_is_bit_for_bit_the_same_on_one_core_or_several(monkeyp
     for pair, other in zip(several, one):
         for a, b in zip(pair, other):
             np.testing.assert_array_equal(a, b)
-    monkeypatch.setattr(backends, "BLOCK_ROWS", 10_000)
+    monkeypatch.setattr(backends, "SERIAL_ROWS", 10_000)
     whole = train_full_batch(X, Y, params)
     for pair, other in zip(several, whole):
         for a, b in zip(pair, other):
