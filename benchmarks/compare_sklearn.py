@@ -6,7 +6,7 @@ Both fit 784-128-10 with ReLU, Adam at lr 1e-3, batches of 32, 10 epochs (no ear
 alpha 1e-4 and random_state 0 on the 60,000 training images as float32, and are scored on the
 10,000 test images. Ours runs first, then scikit-learn's, then ours again, once each, so a
 change in the machine's load during the sitting shows. Last, scikit-learn's runs once more with
-its BLAS held to one thread, as our engine holds it for batches this small
+its BLAS held to one thread, as our engine holds it for training
 (``backend.serial_blas``): on busy shared cores, handing products of 32 rows between threads
 costs more than it saves. The load averages are printed with the CPU and the BLAS, since the
 figures mean little without them on shared cores.

@@ -12,8 +12,8 @@ test accuracy and training time; on NumPy it goes to results/recipes/, on anothe
 compiled otherwise than the backend's default) to results/backends/, named by backend and mode
 (``fast-jax-seed0.json`` compiled as JAX is by default, ``fast-jax-eager-seed0.json``). ``load`` trains
 a recipe on NumPy four times, one after the other in one process: with the machine to itself and
-with one core kept busy by another process, each with NumPy's BLAS on as many threads as it takes
-and on one. ``bench`` runs ``pytest benchmarks --benchmark-only`` (or takes
+with one core kept busy by another process, each with the steps' products on one BLAS thread, as
+training runs them, and shared between NumPy's BLAS threads, for comparison. ``bench`` runs ``pytest benchmarks --benchmark-only`` (or takes
 a run that ``--benchmark-json RUN.json`` wrote) and keeps what the tables need: each benchmark's
 median time and rounds. Both keep the load average while they ran, which says whether other work
 shared the machine.
@@ -154,30 +154,41 @@ def record_run(
     }
 
 
-LOAD_CONDITIONS = ((0, None), (1, None), (0, 1), (1, 1))
-"""A load record's runs, in the order they are made: (cores kept busy, BLAS threads; None: as many as NumPy takes)."""
+LOAD_CONDITIONS = ((0, False), (1, False), (0, True), (1, True))
+"""A load record's runs, in the order they are made: (cores kept busy, whether the steps' products are shared
+between NumPy's BLAS threads instead of run on one thread as training runs them)."""
+
+
+def shared_products():
+    """A context in which training runs each batch's products on all of NumPy's BLAS threads, one block
+    up to ``BLOCK_ROWS`` rows, instead of on one thread (``backend.serial_blas``): the way to compare."""
+    from unittest import mock
+
+    from mnist_xp import backend, loop
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(mock.patch.object(loop, "serial_blas", lambda array: contextlib.nullcontext()))
+    stack.enter_context(mock.patch.object(backend, "SERIAL_ROWS", backend.BLOCK_ROWS))
+    return stack
 
 
 def record_load(name: str, seed: int) -> dict:
     """Train the recipe ``name`` with ``seed`` on NumPy in each of ``LOAD_CONDITIONS`` and return the record.
 
     A busy core is another Python process spinning for the whole run. Each run keeps its test
-    accuracy, training time and a SHA-256 of its final weights, which says whether two runs
-    computed the same network.
+    accuracy, training time, the threads of NumPy's BLAS and a SHA-256 of its final weights,
+    which says whether two runs computed the same network.
     """
-    from threadpoolctl import threadpool_limits
-
     import mnist_xp
 
     config = replace(mnist_xp.RECIPES[name], seed=seed)
     data = mnist_xp.load_mnist(dtype=config.dtype)
     started, before = now(), os.getloadavg()[0]
     runs = []
-    for busy, threads in LOAD_CONDITIONS:
+    for busy, shared in LOAD_CONDITIONS:
         spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
         try:
-            with threadpool_limits(threads, user_api="blas") if threads else contextlib.nullcontext():
-                threads_used = numpy_blas_threads()
+            with shared_products() if shared else contextlib.nullcontext():
                 result = mnist_xp.train(config, data=data)
         finally:
             for spinner in spinners:
@@ -186,7 +197,8 @@ def record_load(name: str, seed: int) -> dict:
         runs.append(
             {
                 "busy_cores": busy,
-                "blas_threads": threads_used,
+                "shared_products": shared,
+                "blas_threads": numpy_blas_threads(),
                 "test_accuracy": result.test_accuracy,
                 "train_seconds": round(result.train_seconds, 3),
                 "weights_sha256": weights_digest(result.model.params),

@@ -277,28 +277,32 @@ def median_seconds(runs: list[dict]) -> float | None:
 
 
 def load_table(records: list[dict]) -> str:
-    """Training times with the machine to itself and with one core busy, for NumPy's BLAS threads and for one.
+    """Training times with the machine to itself and with one core busy, with the steps' products on one
+    BLAS thread (as training runs them) and shared between NumPy's BLAS threads.
 
-    One row per recipe and thread count: the median over seeds of each condition's time and their
-    ratio, and for each seed the test accuracy and the start of the weights' SHA-256 (runs with the
-    same digest computed the same network; a dagger marks a seed whose busy run computed another).
+    One row per recipe and way: the median over seeds of each condition's time and their ratio,
+    and for each seed the test accuracy and the start of the weights' SHA-256 (runs with the same
+    digest computed the same network; a dagger marks a seed whose busy run computed another).
     """
     runs: dict = {}
+    threads: dict = {}
     for record in records:
         for run in record["runs"]:
-            runs.setdefault((record["recipe"], run["blas_threads"]), {})[(record["seed"], run["busy_cores"])] = run
+            key = (record["recipe"], run["shared_products"])
+            runs.setdefault(key, {})[(record["seed"], run["busy_cores"])] = run
+            threads.setdefault(key, set()).add(run["blas_threads"] if run["shared_products"] else 1)
     if not runs:
         return "No run with and without a busy core has been recorded yet."
     lines = [
         (
-            "| recipe | BLAS threads | quiet (s) | one core busy (s) | busy / quiet | test accuracy (%), seeds 0, 1, 2 "
+            "| recipe | products on | quiet (s) | one core busy (s) | busy / quiet | test accuracy (%), seeds 0, 1, 2 "
             "| weights (SHA-256), seeds 0, 1, 2 |"
         ),
-        "|---|---:|---:|---:|---:|---|---|",
+        "|---|---|---:|---:|---:|---|---|",
     ]
     order = {name: index for index, name in enumerate(LOAD_RECIPES)}
-    for name, threads in sorted(runs, key=lambda key: (order.get(key[0], len(order)), key[0], -(key[1] or 0))):
-        found = runs[(name, threads)]
+    for name, shared in sorted(runs, key=lambda key: (order.get(key[0], len(order)), key[0], key[1])):
+        found = runs[(name, shared)]
         quiet, busy = (median_seconds([run for (_, load), run in found.items() if load == busy]) for busy in (0, 1))
         accuracies, digests = [], []
         for seed in SEEDS:
@@ -306,8 +310,10 @@ def load_table(records: list[dict]) -> str:
             accuracies.append("–" if run is None else percent(run["test_accuracy"]))
             differs = run is not None and loaded is not None and loaded["weights_sha256"] != run["weights_sha256"]
             digests.append("–" if run is None else f"`{run['weights_sha256'][:8]}`" + (" †" if differs else ""))
+        counts = "/".join(str(count) for count in sorted(threads[(name, shared)], key=lambda count: count or 0))
+        way = f"{counts} BLAS threads, shared" if shared else "one BLAS thread"
         cells = [
-            f"`{name}`", str(threads), "–" if quiet is None else f"{quiet:.2f}", "–" if busy is None else f"{busy:.2f}",
+            f"`{name}`", way, "–" if quiet is None else f"{quiet:.2f}", "–" if busy is None else f"{busy:.2f}",
             "–" if quiet is None or busy is None else f"{busy / quiet:.2f}", ", ".join(accuracies), ", ".join(digests),
         ]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
@@ -317,7 +323,9 @@ def load_table(records: list[dict]) -> str:
         (
             "Medians over the seeds of the training time on all 60,000 images, NumPy; each seed's four runs made one "
             "after the other in one process, a busy core being another process that spins for the whole run. "
-            "Accuracies and digests are the quiet runs'; † marks a seed whose busy run computed other weights. "
+            "Training runs each batch's products on one BLAS thread (`backend.serial_blas`); the shared rows run "
+            "them on all of NumPy's BLAS threads instead, for comparison. Accuracies and digests are the quiet "
+            "runs'; † marks a seed whose busy run computed other weights. "
             f"{where[0].upper()}{where[1:]}."
         ),
     ]

@@ -133,13 +133,13 @@ def test_the_record_command_refuses_a_backend_it_does_not_know(capsys):
 
 
 def load_record(seed, runs, recipe="fast"):
-    """A load record of ``recipe``: ``runs`` maps (busy cores, BLAS threads) to (accuracy, seconds, digest)."""
+    """A load record of ``recipe``: ``runs`` maps (busy cores, shared products) to (accuracy, seconds, digest)."""
     record = fake_run(seed, 0.0, 0.0, recipe=recipe)
     record["kind"] = "load"
     record["runs"] = [
-        {"busy_cores": busy, "blas_threads": threads, "test_accuracy": accuracy, "train_seconds": seconds,
-         "weights_sha256": digest}
-        for (busy, threads), (accuracy, seconds, digest) in runs.items()
+        {"busy_cores": busy, "shared_products": shared, "blas_threads": 2, "test_accuracy": accuracy,
+         "train_seconds": seconds, "weights_sha256": digest}
+        for (busy, shared), (accuracy, seconds, digest) in runs.items()
     ]  # fmt: skip
     return record
 
@@ -148,19 +148,21 @@ def test_the_load_table_gives_medians_their_ratio_and_marks_a_busy_run_that_comp
     records = []
     for seed, quiet in enumerate((1.0, 1.2, 1.4)):
         runs = {
-            (0, 2): (0.98, quiet, f"{seed}a" * 20),
-            (1, 2): (0.98, 4 * quiet, f"{seed}a" * 20 if seed else "ff" * 20),
-            (0, 1): (0.97, 1.5, f"{seed}b" * 20),
-            (1, 1): (0.97, 1.5, f"{seed}b" * 20),
+            (0, False): (0.97, 1.5, f"{seed}b" * 20),
+            (1, False): (0.97, 1.5, f"{seed}b" * 20),
+            (0, True): (0.98, quiet, f"{seed}a" * 20),
+            (1, True): (0.98, 4 * quiet, f"{seed}a" * 20 if seed else "ff" * 20),
         }
         records.append(load_record(seed, runs))
-    records.append(load_record(0, {(0, 2): (0.9, 3.0, "cc" * 20)}, recipe="default"))
+    records.append(load_record(0, {(0, True): (0.9, 3.0, "cc" * 20)}, recipe="default"))
     write_runs(tmp_path / "load", records)
     table = tables.render("load", tmp_path)
     lines = table.splitlines()
-    assert [line.split(" | ")[:2] for line in lines[2:5]] == [["| `fast`", "2"], ["| `fast`", "1"], ["| `default`", "2"]]
-    assert lines[2].endswith("| 1.20 | 4.80 | 4.00 | 98.00, 98.00, 98.00 | `0a0a0a0a` †, `1a1a1a1a`, `2a2a2a2a` |")
-    assert lines[3].endswith("| 1.50 | 1.50 | 1.00 | 97.00, 97.00, 97.00 | `0b0b0b0b`, `1b1b1b1b`, `2b2b2b2b` |")
+    assert [line.split(" | ")[:2] for line in lines[2:5]] == [
+        ["| `fast`", "one BLAS thread"], ["| `fast`", "2 BLAS threads, shared"], ["| `default`", "2 BLAS threads, shared"]
+    ]  # fmt: skip
+    assert lines[2].endswith("| 1.50 | 1.50 | 1.00 | 97.00, 97.00, 97.00 | `0b0b0b0b`, `1b1b1b1b`, `2b2b2b2b` |")
+    assert lines[3].endswith("| 1.20 | 4.80 | 4.00 | 98.00, 98.00, 98.00 | `0a0a0a0a` †, `1a1a1a1a`, `2a2a2a2a` |")
     assert lines[4].endswith("| 3.00 | – | – | 90.00, –, – | `cccccccc`, –, – |")
     assert "on Some CPU (4 cores)" in lines[-1]
 
@@ -184,21 +186,25 @@ def test_the_cpu_is_described_with_its_family_and_vector_width():
     assert tables.describe_cpu({"cpu": "Intel Xeon", "avx512": False, "cores": 4}) == "Intel Xeon (no AVX-512; 4 cores)"
 
 
-def test_a_load_record_trains_quiet_and_busy_on_the_blas_threads_and_on_one(monkeypatch, tmp_path):
+def test_a_load_record_trains_quiet_and_busy_with_products_on_one_thread_and_shared(monkeypatch, tmp_path):
     np = pytest.importorskip("numpy")
     import mnist_xp
+    from mnist_xp import backend, loop
 
     seen = []
 
     class Trained:
-        def __init__(self, threads):
+        def __init__(self, shared):
             self.test_accuracy, self.train_seconds = 0.98, 1.0 + len(seen)
-            self.model = type("Model", (), {"params": [(np.full((2, 2), threads, np.float32), np.zeros(2, np.float32))]})
+            self.model = type("Model", (), {"params": [(np.full((2, 2), shared, np.float32), np.zeros(2, np.float32))]})
 
     def train(config, data):
-        threads = record.numpy_blas_threads()
-        seen.append((config.seed, threads))
-        return Trained(threads)
+        # What a step would get: one BLAS thread, or NumPy's own threads and no split below BLOCK_ROWS.
+        with loop.serial_blas(np.zeros(1)):
+            threads = record.numpy_blas_threads()
+        shared = backend.SERIAL_ROWS == backend.BLOCK_ROWS
+        seen.append((config.seed, threads, shared))
+        return Trained(shared)
 
     started = []
     real_popen = record.subprocess.Popen
@@ -211,17 +217,20 @@ def test_a_load_record_trains_quiet_and_busy_on_the_blas_threads_and_on_one(monk
     monkeypatch.setattr(mnist_xp, "train", train)
     monkeypatch.setattr(mnist_xp, "load_mnist", lambda dtype: None)
     monkeypatch.setattr(record.subprocess, "Popen", popen)
+    serial_rows = backend.SERIAL_ROWS
     assert record.main(["load", "fast", "--seed", "2", "--results", str(tmp_path)]) == 0
     written = json.loads((tmp_path / "load" / "fast-seed2.json").read_text())
-    assert [(run["busy_cores"], run["blas_threads"]) for run in written["runs"]] == [
-        (0, seen[0][1]), (1, seen[0][1]), (0, 1), (1, 1)
+    assert [(run["busy_cores"], run["shared_products"]) for run in written["runs"]] == [
+        (0, False), (1, False), (0, True), (1, True)
     ]  # fmt: skip
-    assert [seed for seed, _ in seen] == [2, 2, 2, 2]
+    blas = record.numpy_blas_threads()
+    assert seen == [(2, 1, False), (2, 1, False), (2, blas, True), (2, blas, True)]
+    assert backend.SERIAL_ROWS == serial_rows and loop.serial_blas is backend.serial_blas  # put back
     spinners = [process for command, process in started if "while True: pass" in command]
     assert len(spinners) == 2 and all(process.poll() is not None for process in spinners)  # one per busy run, ended
     digests = [run["weights_sha256"] for run in written["runs"]]
-    assert digests[2] == digests[3] and (digests[0] == digests[2]) == (seen[0][1] == 1)
-    assert tables.render("load", tmp_path).count("| `fast` |") == (1 if seen[0][1] == 1 else 2)
+    assert digests[0] == digests[1] != digests[2] == digests[3]
+    assert tables.render("load", tmp_path).count("| `fast` |") == 2
 
 
 def test_the_load_command_refuses_a_recipe_it_does_not_know(capsys):
