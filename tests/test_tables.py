@@ -199,6 +199,8 @@ def test_a_load_record_trains_quiet_and_busy_with_products_on_one_thread_and_sha
             self.model = type("Model", (), {"params": [(np.full((2, 2), shared, np.float32), np.zeros(2, np.float32))]})
 
     def train(config, data):
+        if config.epochs == 1:
+            return None  # the unrecorded warm-up
         # What a step would get: one BLAS thread, or NumPy's own threads and no split below BLOCK_ROWS.
         with loop.serial_blas(np.zeros(1)):
             threads = record.numpy_blas_threads()
