@@ -23,7 +23,6 @@ shared the machine.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import hashlib
 import json
@@ -156,20 +155,7 @@ def record_run(
 
 LOAD_CONDITIONS = ((0, False), (1, False), (0, True), (1, True))
 """A load record's runs, in the order they are made: (cores kept busy, whether the steps' products are shared
-between NumPy's BLAS threads instead of run on one thread as training runs them)."""
-
-
-def shared_products():
-    """A context in which training runs each batch's products on all of NumPy's BLAS threads, one block
-    up to ``BLOCK_ROWS`` rows, instead of on one thread (``backend.serial_blas``): the way to compare."""
-    from unittest import mock
-
-    from mnist_xp import backend, loop
-
-    stack = contextlib.ExitStack()
-    stack.enter_context(mock.patch.object(loop, "serial_blas", lambda array: contextlib.nullcontext()))
-    stack.enter_context(mock.patch.object(backend, "SERIAL_ROWS", backend.BLOCK_ROWS))
-    return stack
+between NumPy's BLAS threads, ``train(threads=...)``, instead of run on one thread as training runs them by default)."""
 
 
 def record_load(name: str, seed: int) -> dict:
@@ -186,12 +172,12 @@ def record_load(name: str, seed: int) -> dict:
     data = mnist_xp.load_mnist(dtype=config.dtype)
     started, before = now(), os.getloadavg()[0]
     mnist_xp.train(replace(config, epochs=1), data=data)  # loads what the first run would load (Numba's kernels)
+    blas_threads = numpy_blas_threads() or os.cpu_count() or 1
     runs = []
     for busy, shared in LOAD_CONDITIONS:
         spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
         try:
-            with shared_products() if shared else contextlib.nullcontext():
-                result = mnist_xp.train(config, data=data)
+            result = mnist_xp.train(config, data=data, threads=blas_threads if shared else 1)
         finally:
             for spinner in spinners:
                 spinner.kill()
@@ -200,7 +186,7 @@ def record_load(name: str, seed: int) -> dict:
             {
                 "busy_cores": busy,
                 "shared_products": shared,
-                "blas_threads": numpy_blas_threads(),
+                "blas_threads": blas_threads if shared else 1,
                 "test_accuracy": result.test_accuracy,
                 "train_seconds": round(result.train_seconds, 3),
                 "weights_sha256": weights_digest(result.model.params),

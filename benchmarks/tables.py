@@ -324,7 +324,7 @@ def load_table(records: list[dict]) -> str:
             "Medians over the seeds of the training time on all 60,000 images, NumPy; each seed's four runs made one "
             "after the other in one process, a busy core being another process that spins for the whole run. "
             "Training runs each batch's products on one BLAS thread (`backend.serial_blas`); the shared rows run "
-            "them on all of NumPy's BLAS threads instead, for comparison. Accuracies and digests are the quiet "
+            "them on all of NumPy's BLAS threads (`--threads N`). Accuracies and digests are the quiet "
             "runs'; † marks a seed whose busy run computed other weights. "
             f"{where[0].upper()}{where[1:]}."
         ),

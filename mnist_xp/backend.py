@@ -304,27 +304,33 @@ def _blas_controller():
 
 
 def _one_blas_thread():
+    return _blas_threads(1)
+
+
+def _blas_threads(count: int):
     try:
         controller = _blas_controller()
     except ImportError:
         return contextlib.nullcontext()
-    return controller.limit(limits=1, user_api="blas")
+    return controller.limit(limits=count, user_api="blas")
 
 
-def serial_blas(array):
-    """A context in which NumPy's BLAS runs on one thread, for training steps on ``array``'s batches.
+def serial_blas(array, threads: int = 1):
+    """A context in which NumPy's BLAS runs on one thread (or ``threads``), for training steps on ``array``'s batches.
 
     A seed then gives the same weights on any number of cores: OpenBLAS rounds a product
     differently on every thread count, while a batch of up to ``SERIAL_ROWS`` rows runs on
     one thread and a larger one in blocks of rows each on one thread (``row_blocks``, ``map_blocks``).
     One thread also keeps a step fast when another process busies a core: threads that share
     a product wait for the slowest, and a busy core can hold one for a whole scheduler slice
-    (the README's benchmarks give the figures, and what one thread costs on a quiet machine).
+    (the README's "On a busy machine" gives the figures). More ``threads`` share the products
+    of a batch of up to ``SERIAL_ROWS`` rows: faster on a quiet machine, with weights that
+    depend on the count.
     Elsewhere (CuPy, other namespaces, or without threadpoolctl) it does nothing.
     """
     if not is_numpy_array(array):
         return contextlib.nullcontext()
-    return _one_blas_thread()
+    return _blas_threads(threads)
 
 
 def row_blocks(array, rows: int) -> list[tuple[int, int]]:

@@ -407,6 +407,7 @@ def fit(
     shift: int = 0,
     distortion: augment.Distortion | None = None,
     compile: bool = False,
+    threads: int = 1,
 ) -> TrainState:
     """Train from ``state`` until ``epochs`` epochs are done (or ``on_epoch`` returns True).
 
@@ -422,6 +423,8 @@ def fit(
     (``augment.shift_images``; offsets drawn per epoch from (seed, epoch)). ``distortion`` distorts
     every image of every batch anew (``augment.Distortion``; draws from (seed, epoch, batch)), after
     the shift.
+    ``threads`` is how many BLAS threads share the products of a NumPy batch of up to 512 rows
+    (``backend.serial_blas``); with one, a seed gives the same weights on any number of cores.
     ``compile`` runs the same steps compiled (``compiled.kind``): on JAX each epoch as one program,
     on PyTorch each step through ``torch.compile``; elsewhere it is a ``SettingError``. The batches,
     masks and rates are the eager run's, and so are the results, to float32 rounding.
@@ -463,13 +466,13 @@ def fit(
         elif full_batch:
             masks = batch_dropout(state.params, n, dropout, seed, epoch, 0, dtype, input_dropout)
             batch_inputs = distorted(shifted(inputs, offsets, 0), distortion, seed, epoch, 0)
-            with serial_blas(X):
+            with serial_blas(X, threads):
                 total = step(state, batch_inputs, Y, optimizer, rate, activation, masks, l2)
         else:
             order = to_device(epoch_order(seed, epoch, n), X)
             batch_inputs = functools.partial(epoch_batch, inputs, order, slices, offsets, distortion, seed, epoch)
             total = 0.0
-            with serial_blas(X):
+            with serial_blas(X, threads):
                 # Distortions take long enough to be worth making for the next batch during this batch's step.
                 made = made_ahead(batch_inputs, len(slices), X) if distortion is not None else None
                 for batch, (start, stop) in enumerate(slices):

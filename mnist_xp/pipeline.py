@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from array_api_compat import array_namespace
+from array_api_compat import array_namespace, is_numpy_namespace
 
-from . import checkpoint as checkpoints
 from . import augment, compiled, guard, nn, resume, schedules
+from . import checkpoint as checkpoints
 from .backend import fused_kernels, host_rng, place_of, standard_normal
 from .callbacks import (
     Callback,
@@ -35,7 +35,7 @@ from .loop import EpochResult, TrainState, batch_slices, fit, history_records
 from .metrics import evaluate_report
 from .model import Model
 from .optim import Optimizer, adam, momentum, sgd
-from .values import dtype_name
+from .values import dtype_name, is_whole_number
 
 
 def make_optimizer(config: TrainConfig, xp=None) -> Optimizer:
@@ -87,6 +87,7 @@ def fit_config(
     epochs: int | None = None,
     on_epoch=None,
     compile: bool = False,
+    threads: int = 1,
 ) -> TrainState:
     """``loop.fit`` from ``state`` with every setting of ``config``, until ``epochs`` (default ``config.epochs``)."""
     batch = None if config.full_batch else config.batch_size
@@ -108,6 +109,7 @@ def fit_config(
         shift=config.shift,
         distortion=augment.from_config(config),
         compile=compile,
+        threads=threads,
     )
 
 
@@ -155,6 +157,18 @@ class TrainResult:
         return [result.loss for result in self.history]
 
 
+MAX_THREADS = 256
+"""The most BLAS threads ``train`` takes for a batch's products."""
+
+
+def check_threads(threads, xp) -> None:
+    """Raise ``SettingError`` unless ``threads`` is a whole number from 1 to ``MAX_THREADS``, and 1 off NumPy."""
+    if not is_whole_number(threads) or not 1 <= threads <= MAX_THREADS:
+        raise SettingError("threads", f"must be a whole number from 1 to {MAX_THREADS}, not {threads!r}")
+    if threads != 1 and not is_numpy_namespace(xp):
+        raise SettingError("threads", "sets NumPy's BLAS threads; other backends use their own thread pools")
+
+
 def train(
     config: TrainConfig | str | None = None,
     *,
@@ -172,6 +186,7 @@ def train(
     validation: Dataset | None = None,
     state: TrainState | None = None,
     compile: bool | None = None,
+    threads: int = 1,
 ) -> TrainResult:
     """Train a network as ``config`` (or the recipe of that name; by default ``DEFAULT``) says, and test it.
 
@@ -196,7 +211,10 @@ def train(
     optimizer state instead of fresh ones (a warm start).
 
     ``compile`` runs the training compiled (``loop.fit``); None compiles where it pays
-    (``compiled.wanted``: on JAX).
+    (``compiled.wanted``: on JAX). ``threads`` BLAS threads share each NumPy batch's products (up to
+    512 rows; larger batches run in blocks side by side): one, the default, gives the same weights
+    on any number of cores and yields to a busy machine; more train faster on a quiet one, with
+    weights that depend on the count.
     """
     config = recipe(config) if isinstance(config, str) else config
     resumed = None
@@ -221,6 +239,7 @@ def train(
     layer_sizes = [data.X_train.shape[1], *config.hidden, data.Y_train.shape[1]]
     optimizer = make_optimizer(config, xp)
     compile = compiled.wanted(compile, xp)
+    check_threads(threads, xp)
     if resumed is not None:
         resume.check_steps(resumed.checkpoint, data.X_train.shape[0], None if config.full_batch else config.batch_size)
         state = checkpoints.restore(resumed.checkpoint, data.X_train, optimizer, layer_sizes, config.dtype)
@@ -259,8 +278,9 @@ def train(
     try:
         with guard.float_warnings_off():
             fit_config(
-                config, state, data.X_train, data.Y_train, optimizer=optimizer, on_epoch=each_epoch, compile=compile
-            )
+                config, state, data.X_train, data.Y_train, optimizer=optimizer, on_epoch=each_epoch, compile=compile,
+                threads=threads,
+            )  # fmt: skip
     except (guard.Interrupted, KeyboardInterrupt, DivergenceError) as stop:
         stop.saved = None if keeper is None else keeper.save()  # the last finished epoch, for the caller to report
         stop.path = None if keeper is None else keeper.path

@@ -189,24 +189,19 @@ def test_the_cpu_is_described_with_its_family_and_vector_width():
 def test_a_load_record_trains_quiet_and_busy_with_products_on_one_thread_and_shared(monkeypatch, tmp_path):
     np = pytest.importorskip("numpy")
     import mnist_xp
-    from mnist_xp import backend, loop
 
     seen = []
 
     class Trained:
-        def __init__(self, shared):
+        def __init__(self, threads):
             self.test_accuracy, self.train_seconds = 0.98, 1.0 + len(seen)
-            self.model = type("Model", (), {"params": [(np.full((2, 2), shared, np.float32), np.zeros(2, np.float32))]})
+            self.model = type("Model", (), {"params": [(np.full((2, 2), threads, np.float32), np.zeros(2, np.float32))]})
 
-    def train(config, data):
+    def train(config, data, threads=1):
         if config.epochs == 1:
             return None  # the unrecorded warm-up
-        # What a step would get: one BLAS thread, or NumPy's own threads and no split below BLOCK_ROWS.
-        with loop.serial_blas(np.zeros(1)):
-            threads = record.numpy_blas_threads()
-        shared = backend.SERIAL_ROWS == backend.BLOCK_ROWS
-        seen.append((config.seed, threads, shared))
-        return Trained(shared)
+        seen.append((config.seed, threads))
+        return Trained(threads)
 
     started = []
     real_popen = record.subprocess.Popen
@@ -219,19 +214,18 @@ def test_a_load_record_trains_quiet_and_busy_with_products_on_one_thread_and_sha
     monkeypatch.setattr(mnist_xp, "train", train)
     monkeypatch.setattr(mnist_xp, "load_mnist", lambda dtype: None)
     monkeypatch.setattr(record.subprocess, "Popen", popen)
-    serial_rows = backend.SERIAL_ROWS
     assert record.main(["load", "fast", "--seed", "2", "--results", str(tmp_path)]) == 0
     written = json.loads((tmp_path / "load" / "fast-seed2.json").read_text())
     assert [(run["busy_cores"], run["shared_products"]) for run in written["runs"]] == [
         (0, False), (1, False), (0, True), (1, True)
     ]  # fmt: skip
     blas = record.numpy_blas_threads()
-    assert seen == [(2, 1, False), (2, 1, False), (2, blas, True), (2, blas, True)]
-    assert backend.SERIAL_ROWS == serial_rows and loop.serial_blas is backend.serial_blas  # put back
+    assert seen == [(2, 1), (2, 1), (2, blas), (2, blas)]
+    assert [run["blas_threads"] for run in written["runs"]] == [1, 1, blas, blas]
     spinners = [process for command, process in started if "while True: pass" in command]
     assert len(spinners) == 2 and all(process.poll() is not None for process in spinners)  # one per busy run, ended
     digests = [run["weights_sha256"] for run in written["runs"]]
-    assert digests[0] == digests[1] != digests[2] == digests[3]
+    assert digests[0] == digests[1] and digests[2] == digests[3] and (digests[0] == digests[2]) == (blas == 1)
     assert tables.render("load", tmp_path).count("| `fast` |") == 2
 
 

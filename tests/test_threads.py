@@ -15,6 +15,12 @@ import subprocess
 import sys
 
 import pytest
+from helpers import run_main
+from threadpoolctl import threadpool_info
+
+import mnist_xp
+from mnist_xp import nn
+from mnist_xp.config import SettingError
 
 TRAIN = """
 import hashlib, os, sys
@@ -57,3 +63,37 @@ def test_a_seed_gives_the_same_weights_on_one_two_and_four_blas_threads(batch, l
     assert [counts for _, _, counts in runs.values()] == ["[1]", "[2]", "[4]"], runs  # each ran as it was told
     assert len({digest for digest, _, _ in runs.values()}) == 1, runs
     assert len({accuracy for _, accuracy, _ in runs.values()}) == 1, runs
+
+
+def blas_threads_in_steps(monkeypatch, **options) -> set:
+    """The thread counts NumPy's BLAS had during a short run's steps."""
+    seen = set()
+    real = nn.loss_and_grads
+
+    def spy(*args, **kwargs):
+        seen.update(info["num_threads"] for info in threadpool_info() if "numpy" in info["filepath"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(nn, "loss_and_grads", spy)
+    mnist_xp.train(mnist_xp.TrainConfig(hidden=(16,), batch_size=128, epochs=1), limit=300, **options)
+    return seen
+
+
+def test_training_runs_its_products_on_one_blas_thread_unless_asked_for_more(monkeypatch):
+    assert blas_threads_in_steps(monkeypatch) == {1}
+    assert blas_threads_in_steps(monkeypatch, threads=3) == {3}
+
+
+@pytest.mark.parametrize("threads", [0, 257, 1.5, True, "2"])
+def test_threads_must_be_a_whole_number_from_one_to_256(threads):
+    with pytest.raises(SettingError, match="^threads: must be a whole number from 1 to 256") as refused:
+        mnist_xp.train(mnist_xp.TrainConfig(epochs=1), limit=100, threads=threads)
+    assert refused.value.name == "threads"
+
+
+def test_threads_are_refused_on_a_backend_with_its_own_thread_pool(capsys):
+    pytest.importorskip("torch")
+    with pytest.raises(SettingError, match="^threads: sets NumPy's BLAS threads; other backends use their own"):
+        mnist_xp.train(mnist_xp.TrainConfig(epochs=1), limit=100, backend="torch", threads=2)
+    code, _, err = run_main(["--threads", "2", "--backend", "torch", "--limit", "100", "--epochs", "1"], capsys)
+    assert code == 2 and "argument --threads: sets NumPy's BLAS threads" in err
