@@ -10,10 +10,11 @@
 ``recipe`` trains one recipe on the bundled MNIST (all 60,000 training images) and keeps its
 test accuracy and training time; on NumPy it goes to results/recipes/, on another backend (or
 compiled otherwise than the backend's default) to results/backends/, named by backend and mode
-(``fast-jax-seed0.json`` compiled as JAX is by default, ``fast-jax-eager-seed0.json``). ``load`` trains
-a recipe on NumPy four times, one after the other in one process: with the machine to itself and
-with one core kept busy by another process, each with the steps' products on one BLAS thread, as
-training runs them, and shared between NumPy's BLAS threads, for comparison. ``bench`` runs ``pytest benchmarks --benchmark-only`` (or takes
+(``fast-jax-seed0.json`` compiled as JAX is by default, ``fast-jax-eager-seed0.json``). ``load``
+trains a recipe on NumPy in four ways, taking turns in one process for ``LOAD_ROUNDS`` rounds:
+with the machine to itself and with one core kept busy by another process, each with the steps'
+products on one BLAS thread, as training runs them, and shared between NumPy's BLAS threads, for
+comparison. ``bench`` runs ``pytest benchmarks --benchmark-only`` (or takes
 a run that ``--benchmark-json RUN.json`` wrote) and keeps what the tables need: each benchmark's
 median time and rounds. Both keep the load average while they ran, which says whether other work
 shared the machine.
@@ -28,6 +29,7 @@ import hashlib
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -158,13 +160,19 @@ LOAD_CONDITIONS = ((0, False), (1, False), (0, True), (1, True))
 between NumPy's BLAS threads, ``train(threads=...)``, instead of run on one thread as training runs them by default)."""
 
 
+LOAD_ROUNDS = 3
+"""A load record trains each of ``LOAD_CONDITIONS`` this many times, the conditions taking turns, and keeps the median."""
+
+
 def record_load(name: str, seed: int) -> dict:
     """Train the recipe ``name`` with ``seed`` on NumPy in each of ``LOAD_CONDITIONS`` and return the record.
 
-    A run of one epoch goes first, unrecorded, so that none of the four pays for what a process
-    loads once. A busy core is another Python process spinning for the whole run. Each run keeps its test
-    accuracy, training time, the threads of NumPy's BLAS and a SHA-256 of its final weights,
-    which says whether two runs computed the same network.
+    A run of one epoch goes first, unrecorded, so that no recorded run pays for what a process
+    loads once. Then the conditions take turns, ``LOAD_ROUNDS`` rounds, so that a slow spell of a
+    shared machine falls on all of them; each keeps its median time and every round's. A busy core
+    is another Python process spinning for the whole run. Each condition also keeps the test
+    accuracy, the threads of NumPy's BLAS and a SHA-256 of the final weights, which says whether
+    two runs computed the same network (and whether its rounds all did).
     """
     import mnist_xp
 
@@ -173,23 +181,30 @@ def record_load(name: str, seed: int) -> dict:
     started, before = now(), os.getloadavg()[0]
     mnist_xp.train(replace(config, epochs=1), data=data)  # loads what the first run would load (Numba's kernels)
     blas_threads = numpy_blas_threads() or os.cpu_count() or 1
+    results: dict = {condition: [] for condition in LOAD_CONDITIONS}
+    for _ in range(LOAD_ROUNDS):
+        for busy, shared in LOAD_CONDITIONS:
+            spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
+            try:
+                result = mnist_xp.train(config, data=data, threads=blas_threads if shared else 1)
+            finally:
+                for spinner in spinners:
+                    spinner.kill()
+                    spinner.wait()
+            results[(busy, shared)].append(result)
     runs = []
-    for busy, shared in LOAD_CONDITIONS:
-        spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
-        try:
-            result = mnist_xp.train(config, data=data, threads=blas_threads if shared else 1)
-        finally:
-            for spinner in spinners:
-                spinner.kill()
-                spinner.wait()
+    for (busy, shared), rounds in results.items():
+        digests = {weights_digest(result.model.params) for result in rounds}
         runs.append(
             {
                 "busy_cores": busy,
                 "shared_products": shared,
                 "blas_threads": blas_threads if shared else 1,
-                "test_accuracy": result.test_accuracy,
-                "train_seconds": round(result.train_seconds, 3),
-                "weights_sha256": weights_digest(result.model.params),
+                "test_accuracy": rounds[0].test_accuracy,
+                "train_seconds": round(statistics.median(result.train_seconds for result in rounds), 3),
+                "round_seconds": [round(result.train_seconds, 3) for result in rounds],
+                "weights_sha256": weights_digest(rounds[0].model.params),
+                "same_weights_every_round": len(digests) == 1,
             }
         )
     return {
@@ -330,11 +345,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.kind == "load":
         path = write(record_load(args.name, args.seed), args.results / "load" / f"{args.name}-seed{args.seed}.json")
     elif args.kind == "recipe":
-        from mnist_xp.backend import check_choice
+        from mnist_xp.backend import allow_float64, check_choice
         from mnist_xp.errors import MnistXpError
 
         try:
             backend = check_choice(args.device, args.backend)
+            allow_float64(backend)  # as the train command does: a float64 recipe (``seed``) runs on JAX too
             own = backend == check_choice(args.device) and not args.compile
             record = record_recipe(args.name, args.seed, args.device, None if own else backend, args.compile)
         except MnistXpError as error:

@@ -11,7 +11,8 @@ A table lives between two markers in a Markdown file,
 
 and everything between them is made here from the records (``python -m benchmarks.record``
 writes them): ``recipes`` from results/recipes/, ``backends`` from the ``fast`` and ``keras`` recipes'
-records there and in results/backends/, ``benchmarks`` from the newest record in results/benchmarks/,
+records there and in results/backends/, ``every-backend`` from every recipe's records in both,
+``benchmarks`` from the newest record in results/benchmarks/,
 ``load`` from results/load/ (``python -m benchmarks.record load``).
 Nothing in a table is typed by hand.
 """
@@ -219,6 +220,42 @@ def backends_table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def every_backend_table(records: list[dict]) -> str:
+    """One row per recipe (in ``mnist_xp.RECIPES``' order) and one column per backend and mode of ``RUNS`` that
+    runs on the CPU: the mean test accuracy of the recorded seeds, which seeds, and their median training time."""
+    from mnist_xp import RECIPES
+    from mnist_xp.backend import LIBRARIES
+
+    runs: dict = {}
+    for r in records:
+        if r["kind"] == "recipe" and r["device"] == "cpu":
+            runs.setdefault((r["recipe"], *backend_of(r)), {})[r["seed"]] = r
+    columns = [(name, compiled) for name, compiled in RUNS if "cpu" in LIBRARIES[name].devices]
+    named = [f"`{name}`" + (" eager" if (name, True) in RUNS and not compiled else "") for name, compiled in columns]
+    lines = ["| recipe | " + " | ".join(named) + " |", "|---|" + "---|" * len(columns)]
+    for recipe in RECIPES:
+        cells = [f"`{recipe}`"]
+        for name, compiled in columns:
+            found = runs.get((recipe, name, compiled), {})
+            if not found:
+                cells.append("–")
+                continue
+            seeds = sorted(found)
+            mean = statistics.mean(found[seed]["test_accuracy"] for seed in seeds)
+            time = median_seconds(list(found.values()))
+            which = "seed" if len(seeds) == 1 else "seeds"
+            cells.append(f"{percent(mean)} ({which} {', '.join(map(str, seeds))}; {time:.1f} s)")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        (
+            "Mean test accuracy (%) of the recorded seeds and their median training time. "
+            + runs_caption([run for found in runs.values() for run in found.values()])
+        ),
+    ]
+    return "\n".join(lines)
+
+
 def benchmarks_table(records: list[dict]) -> str:
     """The newest benchmark record: median times of ours and its peers, their ratios, and our step's variants."""
     if not records:
@@ -321,8 +358,9 @@ def load_table(records: list[dict]) -> str:
     lines += [
         "",
         (
-            "Medians over the seeds of the training time on all 60,000 images, NumPy; each seed's four runs made one "
-            "after the other in one process, a busy core being another process that spins for the whole run. "
+            "Medians over the seeds of the training time on all 60,000 images, NumPy; each seed's time the median "
+            "of its rounds, the four ways taking turns in one process, a busy core being another process that spins "
+            "for the whole run. "
             "Training runs each batch's products on one BLAS thread (`backend.serial_blas`); the shared rows run "
             "them on all of NumPy's BLAS threads (`--threads N`). Accuracies and digests are the quiet "
             "runs'; † marks a seed whose busy run computed other weights. "
@@ -344,6 +382,8 @@ def render(name: str, results: Path = RESULTS) -> str:
         return recipes_table(load_records(results / "recipes"), default_settings())
     if name == "backends":
         return backends_table(load_records(results / "recipes") + load_records(results / "backends"))
+    if name == "every-backend":
+        return every_backend_table(load_records(results / "recipes") + load_records(results / "backends"))
     if name == "benchmarks":
         return benchmarks_table(load_records(results / "benchmarks"))
     if name == "load":

@@ -121,15 +121,42 @@ def test_the_record_command_names_a_backend_only_where_it_is_not_the_devices_own
         asked.append((backend, compile))
         return fake_run(seed, 0.98, 1.0)
 
+    from mnist_xp import backend as backends
+
+    allowed = []
     monkeypatch.setattr(record, "record_recipe", record_recipe)
+    monkeypatch.setattr(backends, "allow_float64", allowed.append)  # as the train command: float64 on JAX too
     assert record.main(["recipe", "fast", "--seed", "1", "--results", str(tmp_path), *args]) == 0
     assert asked == [(backend, compile)]
+    assert allowed == [backend or "numpy"]
 
 
 def test_the_record_command_refuses_a_backend_it_does_not_know(capsys):
     with pytest.raises(SystemExit):
         record.main(["recipe", "fast", "--backend", "tensorflow"])
     assert "'tensorflow' is not one of numpy, cupy, torch, jax" in capsys.readouterr().err
+
+
+def test_the_every_backend_table_gives_each_recipe_s_mean_seeds_and_median_time_on_each_backend(tmp_path):
+    write_runs(tmp_path / "recipes", [fake_run(seed, 0.97 + seed / 100, 2.0 + seed, recipe="default") for seed in (0, 1, 2)])
+    write_runs(
+        tmp_path / "backends",
+        [fake_run(1, 0.99, 700.0, backend="jax", compiled=True, recipe="elastic"),
+         fake_run(0, 0.975, 3.0, backend="torch", recipe="default"), fake_run(2, 0.985, 5.0, backend="torch", recipe="default")],
+    )  # fmt: skip
+    table = tables.render("every-backend", tmp_path)
+    lines = table.splitlines()
+
+    def cells(start):
+        return [cell.strip() for cell in row(table, start).strip().strip("|").split(" | ")]
+
+    assert lines[0] == "| recipe | `numpy` | `torch` | `jax` | `jax` eager |"
+    assert cells("| `default` |") == [
+        "`default`", "98.00 (seeds 0, 1, 2; 3.0 s)", "98.00 (seeds 0, 2; 4.0 s)", "–", "–"
+    ]  # fmt: skip
+    assert cells("| `elastic` |") == ["`elastic`", "–", "–", "99.00 (seed 1; 700.0 s)", "–"]
+    assert cells("| `best` |") == ["`best`", "–", "–", "–", "–"]
+    assert lines[-1].startswith("Mean test accuracy (%) of the recorded seeds and their median training time.")
 
 
 def load_record(seed, runs, recipe="fast"):
@@ -214,16 +241,20 @@ def test_a_load_record_trains_quiet_and_busy_with_products_on_one_thread_and_sha
     monkeypatch.setattr(mnist_xp, "train", train)
     monkeypatch.setattr(mnist_xp, "load_mnist", lambda dtype: None)
     monkeypatch.setattr(record.subprocess, "Popen", popen)
+    monkeypatch.setattr(record, "LOAD_ROUNDS", 2)
     assert record.main(["load", "fast", "--seed", "2", "--results", str(tmp_path)]) == 0
     written = json.loads((tmp_path / "load" / "fast-seed2.json").read_text())
     assert [(run["busy_cores"], run["shared_products"]) for run in written["runs"]] == [
         (0, False), (1, False), (0, True), (1, True)
     ]  # fmt: skip
     blas = record.numpy_blas_threads()
-    assert seen == [(2, 1), (2, 1), (2, blas), (2, blas)]
+    assert seen == [(2, 1), (2, 1), (2, blas), (2, blas)] * 2  # the ways take turns, round after round
     assert [run["blas_threads"] for run in written["runs"]] == [1, 1, blas, blas]
+    assert [run["round_seconds"] for run in written["runs"]] == [[2.0, 6.0], [3.0, 7.0], [4.0, 8.0], [5.0, 9.0]]
+    assert [run["train_seconds"] for run in written["runs"]] == [4.0, 5.0, 6.0, 7.0]  # each way's median
+    assert all(run["same_weights_every_round"] for run in written["runs"])
     spinners = [process for command, process in started if "while True: pass" in command]
-    assert len(spinners) == 2 and all(process.poll() is not None for process in spinners)  # one per busy run, ended
+    assert len(spinners) == 4 and all(process.poll() is not None for process in spinners)  # one per busy run, ended
     digests = [run["weights_sha256"] for run in written["runs"]]
     assert digests[0] == digests[1] and digests[2] == digests[3] and (digests[0] == digests[2]) == (blas == 1)
     assert tables.render("load", tmp_path).count("| `fast` |") == 2
