@@ -138,7 +138,8 @@ def test_the_record_command_refuses_a_backend_it_does_not_know(capsys):
 
 
 def test_the_every_backend_table_gives_each_recipe_s_mean_seeds_and_median_time_on_each_backend(tmp_path):
-    write_runs(tmp_path / "recipes", [fake_run(seed, 0.97 + seed / 100, 2.0 + seed, recipe="default") for seed in (0, 1, 2)])
+    numpy_runs = [fake_run(seed, 0.97 + seed / 100, 2.0 + seed, recipe="default") for seed in (0, 1, 2)]
+    write_runs(tmp_path / "recipes", numpy_runs)
     write_runs(
         tmp_path / "backends",
         [fake_run(1, 0.99, 700.0, backend="jax", compiled=True, recipe="elastic"),
