@@ -348,10 +348,14 @@ def row_blocks(array, rows: int) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:]))
 
 
+def _cores() -> int:
+    """The cores this process may run on."""
+    return (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()) or 1
+
+
 @functools.cache
 def _block_pool() -> ThreadPoolExecutor:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return ThreadPoolExecutor(max_workers=cores or 1, thread_name_prefix="mnist-xp-block")
+    return ThreadPoolExecutor(max_workers=_cores(), thread_name_prefix="mnist-xp-block")
 
 
 if hasattr(os, "register_at_fork"):
@@ -383,7 +387,7 @@ def made_ahead(fn, count: int, like):
     meanwhile. The results are those of ``fn`` however the work is shared. Elsewhere (arrays
     ``like`` of another namespace, or a single core) each is made when it is asked for.
     """
-    if not is_numpy_array(like) or _block_pool()._max_workers < 2:
+    if not is_numpy_array(like) or _cores() < 2:
         yield from (fn(index) for index in range(count))
         return
     pool = _block_pool()

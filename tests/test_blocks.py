@@ -130,8 +130,10 @@ def test_made_ahead_makes_each_result_when_asked_on_one_core_or_another_namespac
     assert asked == []
     assert next(made) == (0, threading.get_ident()) and asked == [0]
     assert list(made) == [(1, threading.get_ident()), (2, threading.get_ident())]
-    monkeypatch.setattr(backends, "_block_pool", lambda: ThreadPoolExecutor(max_workers=1))
-    assert [index for index, _ in backends.made_ahead(make, 3, np.zeros(1))] == [0, 1, 2]
+    monkeypatch.setattr(backends, "_cores", lambda: 1)
+    made = backends.made_ahead(make, 3, np.zeros(1))
+    assert next(made) == (0, threading.get_ident()) and asked == [0, 1, 2, 0]
+    assert list(made) == [(1, threading.get_ident()), (2, threading.get_ident())]
 
 
 def test_made_ahead_raises_what_the_work_raised():
