@@ -171,6 +171,12 @@ def runs_caption(records: list[dict]) -> str:
     return text
 
 
+def run_label(name: str, compiled: bool) -> str:
+    """A backend's name for its first row of ``RUNS``; its other row is also named by its mode."""
+    first = next(key for key in RUNS if key[0] == name)
+    return f"`{name}`" + ("" if first == (name, compiled) else " compiled" if compiled else " eager")
+
+
 def backend_of(record: dict) -> tuple[str, bool]:
     """A recipe record's (backend, compiled): records without them are NumPy's, eager (results/recipes/)."""
     return record.get("backend", "numpy"), record.get("compiled", False)
@@ -199,11 +205,10 @@ def backends_table(records: list[dict]) -> str:
     for name in BACKENDS_RECIPES:
         header += [f"`{name}`: test accuracy (%), seeds 0, 1, 2", f"`{name}`: training time (s), seeds 0, 1, 2"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    notes, named = [], set()
+    notes = []
     for (name, compiled), how in RUNS.items():
         library = LIBRARIES[name]
-        label = f"`{name}`" + ("" if name not in named else " compiled" if compiled else " eager")
-        named.add(name)
+        label = run_label(name, compiled)
         install = f"`pip install '.[{library.extra}]'`" if library.extra else "included"
         found = {recipe: [runs.get((recipe, name, compiled, seed)) for seed in SEEDS] for recipe in BACKENDS_RECIPES}
         recorded = [run for runs_of in found.values() for run in runs_of if run is not None]
@@ -231,8 +236,8 @@ def every_backend_table(records: list[dict]) -> str:
         if r["kind"] == "recipe" and r["device"] == "cpu":
             runs.setdefault((r["recipe"], *backend_of(r)), {})[r["seed"]] = r
     columns = [(name, compiled) for name, compiled in RUNS if "cpu" in LIBRARIES[name].devices]
-    named = [f"`{name}`" + (" eager" if (name, True) in RUNS and not compiled else "") for name, compiled in columns]
-    lines = ["| recipe | " + " | ".join(named) + " |", "|---|" + "---|" * len(columns)]
+    labels = [run_label(name, compiled) for name, compiled in columns]
+    lines = ["| recipe | " + " | ".join(labels) + " |", "|---|" + "---|" * len(columns)]
     for recipe in RECIPES:
         cells = [f"`{recipe}`"]
         for name, compiled in columns:
@@ -347,7 +352,7 @@ def load_table(records: list[dict]) -> str:
             accuracies.append("–" if run is None else percent(run["test_accuracy"]))
             differs = run is not None and loaded is not None and loaded["weights_sha256"] != run["weights_sha256"]
             digests.append("–" if run is None else f"`{run['weights_sha256'][:8]}`" + (" †" if differs else ""))
-        counts = "/".join(str(count) for count in sorted(threads[(name, shared)], key=lambda count: count or 0))
+        counts = "/".join(str(count) for count in sorted(threads[(name, shared)]))
         way = f"{counts} BLAS threads, shared" if shared else "one BLAS thread"
         cells = [
             f"`{name}`", way, "–" if quiet is None else f"{quiet:.2f}", "–" if busy is None else f"{busy:.2f}",

@@ -474,11 +474,11 @@ def fit(
             total = 0.0
             with serial_blas(X, threads):
                 # Distortions take long enough to be worth making for the next batch during this batch's step.
-                made = made_ahead(batch_inputs, len(slices), X) if distortion is not None else None
-                for batch, (start, stop) in enumerate(slices):
+                batches = range(len(slices))
+                made = made_ahead(batch_inputs, len(slices), X) if distortion is not None else map(batch_inputs, batches)
+                for batch, ((start, stop), this_batch) in enumerate(zip(slices, made)):
                     masks = batch_dropout(state.params, stop - start, dropout, seed, epoch, batch, dtype, input_dropout)
                     Y_rows = xp.take(Y, order[start:stop], axis=0)
-                    this_batch = next(made) if made is not None else batch_inputs(batch)
                     loss = step(state, this_batch, Y_rows, optimizer, schedule(state.step), activation, masks, l2)
                     total = total + loss * ((stop - start) / n)
         if compiling is not None:
